@@ -1,0 +1,1 @@
+"""notifygw: the Litestar app, the notify pipeline, webhooks, workers, config and the CLI."""

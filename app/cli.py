@@ -1,0 +1,117 @@
+"""The `notifygw` console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from app.core.config import ConfigError, Secret, Settings, get_settings, load_settings, parse_encryption_keys, set_settings
+
+DEFAULT_OPENAPI_PATH = Path("openapi/openapi.json")
+
+
+@click.group()
+def main() -> None:
+    """notifygw: multi-tenant WhatsApp notification gateway."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int, help="ASGI server processes")
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the API (uvicorn with uvloop and httptools)."""
+    import uvicorn
+
+    get_settings()  # fail fast, with one line naming the variable, before forking workers
+    uvicorn.run("app.asgi:create_app", factory=True, host=host, port=port, workers=workers, loop="uvloop",
+                http="httptools", access_log=False, log_config=None, proxy_headers=False)
+
+
+@main.command()
+@click.option("--processes", default=2, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+@click.option("--queues", "-Q", multiple=True, help="Only these queues (default: all)")
+def worker(processes: int, threads: int, queues: tuple[str, ...]) -> None:
+    """Run the Dramatiq workers against Redis."""
+    settings = get_settings()
+    if not settings.redis_url:
+        raise ConfigError("NOTIFYGW_REDIS_URL is required for `notifygw worker` (dev mode runs its worker in-process)")
+    args = [sys.executable, "-m", "dramatiq", "app.worker_entry", "--processes", str(processes), "--threads", str(threads)]
+    if queues:
+        args += ["--queues", *queues]
+    os.execv(sys.executable, args)
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the configured database to the Alembic head."""
+    from app.core import migrate as migrations
+
+    url = os.environ.get("NOTIFYGW_DATABASE_URL") or get_settings().database_url
+    migrations.upgrade(url)
+    click.echo("database at head")
+
+
+def schema_settings() -> Settings:
+    """Settings for generating the schema only: nothing is served, stored or encrypted with them."""
+    return Settings(dev=False, database_url="sqlite+aiosqlite://", redis_url=None, public_base_url="http://127.0.0.1:8000",
+                    operator_token=Secret("unused"), pepper=Secret("unused"),
+                    encryption_keys=parse_encryption_keys("schema:" + "A" * 43))
+
+
+def openapi_document() -> dict:
+    from app.asgi import create_app
+
+    app = create_app(schema_settings(), in_process_worker=False)
+    return app.openapi_schema.to_schema()
+
+
+@main.command()
+@click.argument("path", required=False, type=click.Path(dir_okay=False, path_type=Path))
+def openapi(path: Path | None) -> None:
+    """Write the app's OpenAPI document (default openapi/openapi.json)."""
+    path = path or DEFAULT_OPENAPI_PATH
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n")
+    click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def dev(host: str, port: int) -> None:
+    """The embedded default: SQLite, in-process queue and emulator, no servers needed."""
+    import uvicorn
+
+    from app.core import migrate as migrations
+    from app.dev import bootstrap
+
+    os.environ.setdefault("NOTIFYGW_PUBLIC_BASE_URL", f"http://{host}:{port}")
+    settings = load_settings(dev=True)
+    set_settings(settings)
+    migrations.upgrade(settings.database_url)
+    from app.asgi import create_app
+
+    app = create_app(settings)
+    banner = bootstrap(settings)
+    click.echo(banner)
+    uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools", access_log=False, log_config=None)
+
+
+def _register_subcommands() -> None:
+    from app.core.discovery import _modules_named
+
+    for module in _modules_named("cli"):
+        for command in getattr(module, "COMMANDS", ()):
+            main.add_command(command)
+
+
+_register_subcommands()
+
+if __name__ == "__main__":
+    main()

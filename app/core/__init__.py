@@ -1,0 +1,1 @@
+"""The shared kernel every domain package builds on: config, database, errors, queue, logging."""

@@ -1,0 +1,103 @@
+"""Structured JSON logs, one event per line, with a single redaction step for every logger.
+
+Standard-library records (uvicorn, dramatiq, sqlalchemy) go through the same structlog processor
+chain, so the redaction cannot be bypassed by logging from a library.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from contextvars import ContextVar
+from typing import Any
+
+import structlog
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+REDACTED = "[REDACTED]"
+_SENSITIVE_KEY = re.compile(
+    r"(authorization|signature|token|secret|password|passwd|api[_-]?key|auth|cookie|pepper|encryption[_-]?keys?|credential)",
+    re.I,
+)
+# Values that are secrets whatever key they sit under.
+_SENSITIVE_VALUE = re.compile(
+    r"(ngw_(live|test)_[A-Za-z0-9_\-]+|whsec_[A-Za-z0-9_\-+/=]+|SG\.[A-Za-z0-9_\-.]{10,}|(Basic|Bearer)\s+[A-Za-z0-9._~+/=\-]+)"
+)
+
+
+def redact(value: Any, key: str | None = None) -> Any:
+    if key is not None and _SENSITIVE_KEY.search(key):
+        return REDACTED if value not in (None, "") else value
+    if isinstance(value, str):
+        return _SENSITIVE_VALUE.sub(REDACTED, value)
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    return value
+
+
+def _redact_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    return {k: redact(v, None if k == "event" else k) for k, v in event_dict.items()}
+
+
+def _add_request_id(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    rid = request_id_var.get()
+    if rid is not None:
+        event_dict.setdefault("request_id", rid)
+    return event_dict
+
+
+def _stdlib_extras(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    record: logging.LogRecord | None = event_dict.get("_record")
+    if record is not None:
+        for k, v in record.__dict__.items():
+            if k not in _RESERVED and not k.startswith("_"):
+                event_dict.setdefault(k, v)
+    return event_dict
+
+
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "color_message"}
+
+_SHARED = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+    _add_request_id,
+]
+
+
+def configure_logging(level: str = "INFO", stream: Any = None) -> None:
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_SHARED, _stdlib_extras],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            _redact_processor,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_notifygw", False):
+            root.removeHandler(h)
+    handler._notifygw = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    for noisy in ("sqlalchemy.engine", "aiosqlite", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    structlog.configure(
+        processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    return structlog.get_logger(name)

@@ -1,0 +1,97 @@
+"""Render every error as application/problem+json (RFC 9457), Litestar's own ones included."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, NotFoundException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from app.core.errors import AppError
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+TYPE_BASE = "https://notifygw.dev/problems/"
+log = logging.getLogger("notifygw.errors")
+
+
+def problem_response(request: Request[Any, Any, Any], *, status: int, title: str, detail: str, slug: str,
+                     headers: dict[str, str] | None = None, **extra: Any) -> Response[Any]:
+    body: dict[str, Any] = {"type": TYPE_BASE + slug, "title": title, "status": status, "detail": detail,
+                            "instance": request.url.path}
+    request_id = request.scope.get("state", {}).get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return Response(content=body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def app_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Response[Any]:
+    return problem_response(request, status=exc.status_code, title=exc.title, detail=exc.detail,
+                            slug=exc.type_slug, headers=exc.headers, errors=exc.errors, **exc.extra)
+
+
+def _pointer(key: str | None, source: str | None) -> str:
+    if not key:
+        return "/"
+    # msgspec reports "$.to.phone" / "$.scopes[0]"; RFC 6901 wants "/to/phone" / "/scopes/0".
+    path = key.removeprefix("$").replace("[", ".").replace("]", "")
+    return "/" + "/".join(p for p in path.split(".") if p)
+
+
+def validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    errors = []
+    if isinstance(exc.extra, list):
+        for item in exc.extra:
+            if isinstance(item, dict):
+                errors.append({"pointer": _pointer(item.get("key"), item.get("source")), "detail": item.get("message", "invalid")})
+    detail = errors[0]["detail"] if len(errors) == 1 else (exc.detail or "Request validation failed")
+    # A body that is not even JSON is a malformed request (400); a JSON body of the wrong shape is 422.
+    status = 400 if "decode" in (exc.detail or "").lower() or "malformed" in (exc.detail or "").lower() else 422
+    return problem_response(request, status=status, title="Validation failed" if status == 422 else "Malformed request",
+                            detail=detail, slug="validation-failed" if status == 422 else "malformed-request",
+                            errors=errors or None)
+
+
+def http_exception_handler(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    titles = {404: "Not found", 405: "Method not allowed", 413: "Request body too large", 401: "Unauthenticated",
+              403: "Forbidden", 400: "Bad request", 429: "Too many requests"}
+    title = titles.get(status, exc.detail or "Error")
+    detail = exc.detail or title
+    if isinstance(exc, NotFoundException):
+        detail = "No such resource"
+    slug = title.lower().replace(" ", "-")
+    return problem_response(request, status=status, title=title, detail=detail, slug=slug, headers=exc.headers)
+
+
+def database_unavailable_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.error("database unavailable", extra={"error": type(exc).__name__})
+    return problem_response(request, status=503, title="Service unavailable", detail="database unavailable",
+                            slug="unavailable", headers={"Retry-After": "5"})
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (ConnectionError, OSError, TimeoutError))
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if _is_connection_error(exc):
+        return database_unavailable_handler(request, exc)
+    log.exception("unhandled error")
+    return problem_response(request, status=HTTP_500_INTERNAL_SERVER_ERROR, title="Internal server error",
+                            detail="An unexpected error occurred", slug="internal")
+
+
+EXCEPTION_HANDLERS = {
+    AppError: app_error_handler,
+    ValidationException: validation_handler,
+    HTTPException: http_exception_handler,
+    Exception: internal_error_handler,
+}

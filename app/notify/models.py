@@ -1,0 +1,115 @@
+"""Notifications, their routing decisions, attempts per channel, provider events and the outbox."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.core.db import Base, TenantOwned, utcnow
+
+
+class Notification(TenantOwned, Base):
+    __tablename__ = "notifications"
+    __table_args__ = (sa.Index("ix_notifications_tenant_created", "tenant_id", "created_at", "id"),)
+
+    contact_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    # What the client asked for, as asked: the addresses in force when it was accepted.
+    recipient: Mapped[dict[str, Any]]
+    template_key: Mapped[str | None] = mapped_column(sa.String(100), nullable=True)
+    variables: Mapped[dict[str, Any]]
+    text: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    media_url: Mapped[str | None] = mapped_column(sa.String(2048), nullable=True)
+    channels: Mapped[list[Any]]
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
+    environment: Mapped[str] = mapped_column(sa.String(4), default="live")  # test keys reach no provider
+    status: Mapped[str] = mapped_column(sa.String(16), default="accepted")
+    channel: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Decision(TenantOwned, Base):
+    """The routing trail as data: why WhatsApp, why a template, why the fallback."""
+
+    __tablename__ = "notification_decisions"
+    __table_args__ = (sa.Index("ix_notification_decisions_notification", "notification_id", "created_at"),)
+
+    notification_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("notifications.id", ondelete="CASCADE"))
+    step: Mapped[str] = mapped_column(sa.String(32))
+    result: Mapped[str] = mapped_column(sa.String(32))
+    detail: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+
+
+class Attempt(TenantOwned, Base):
+    __tablename__ = "attempts"
+    __table_args__ = (
+        sa.Index("ix_attempts_notification", "notification_id"),
+        sa.UniqueConstraint("provider", "provider_message_id"),
+        # Email fallback happens at most once per notification, whoever races to it.
+        sa.Index("uq_attempts_one_email", "notification_id", unique=True,
+                 postgresql_where=sa.text("channel = 'email'"), sqlite_where=sa.text("channel = 'email'")),
+        sa.Index("ix_attempts_open", "status", "updated_at"),
+    )
+
+    notification_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("notifications.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(sa.String(16))  # whatsapp | email
+    kind: Mapped[str] = mapped_column(sa.String(16))  # session | template | media | email
+    provider: Mapped[str] = mapped_column(sa.String(16))  # twilio | sendgrid | simulated
+    sender: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
+    provider_message_id: Mapped[str | None] = mapped_column(sa.String(128), nullable=True)
+    # sending -> queued/accepted -> sent -> delivered -> read; failed | undelivered are terminal.
+    status: Mapped[str] = mapped_column(sa.String(16), default="pending")
+    tries: Mapped[int] = mapped_column(sa.Integer, default=0)
+    error_code: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    error_class: Mapped[str | None] = mapped_column(sa.String(24), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    possible_duplicate: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    sending_started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ProviderEvent(TenantOwned, Base):
+    """Every provider event is kept in the attempt's timeline, even one that changes nothing."""
+
+    __tablename__ = "provider_events"
+    __table_args__ = (sa.Index("ix_provider_events_attempt", "attempt_id", "created_at"),)
+
+    attempt_id: Mapped[uuid.UUID | None] = mapped_column(sa.ForeignKey("attempts.id", ondelete="CASCADE"), nullable=True)
+    raw_event_id: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)
+    provider: Mapped[str] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(32))
+    error_code: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
+    applied: Mapped[bool] = mapped_column(sa.Boolean, default=False)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OutboxItem(TenantOwned, Base):
+    """A unit of work recorded in the same transaction as the change that needs it.
+
+    The queue message only carries this row's id; the sweeper re-enqueues rows left pending.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_pending", "state", "available_at"),)
+
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    ref_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
+    state: Mapped[str] = mapped_column(sa.String(12), default="pending")  # pending | done
+    available_at: Mapped[datetime] = mapped_column(default=utcnow)
+    enqueued_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class IdempotencyRecord(TenantOwned, Base):
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "key"),)
+
+    key: Mapped[str] = mapped_column(sa.String(255))
+    request_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    state: Mapped[str] = mapped_column(sa.String(12), default="in_flight")  # in_flight | completed
+    response_status: Mapped[int | None] = mapped_column(sa.Integer, nullable=True)
+    response_body: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    expires_at: Mapped[datetime] = mapped_column()

@@ -1,0 +1,1 @@
+"""Tenants: accounts, API keys, provider credentials, templates, routing, contacts and consent, audit."""

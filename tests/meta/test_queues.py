@@ -1,0 +1,40 @@
+"""Every queue an actor uses has a consumer in docker/compose.yaml."""
+
+from pathlib import Path
+
+import yaml
+
+from app.core.discovery import import_tasks
+from app.core.queue import get_broker
+
+COMPOSE = Path(__file__).resolve().parents[2] / "docker" / "compose.yaml"
+
+
+def consumed_queues() -> tuple[set[str], bool]:
+    services = yaml.safe_load(COMPOSE.read_text())["services"]
+    queues: set[str] = set()
+    consumes_all = False
+    for service in services.values():
+        command = service.get("command") or []
+        if isinstance(command, str):
+            command = command.split()
+        if "worker" not in command:
+            continue
+        named = [arg for flag, arg in zip(command, command[1:]) if flag in ("--queues", "-Q")]
+        if not named:
+            consumes_all = True
+        queues.update(named)
+    return queues, consumes_all
+
+
+def test_every_actor_queue_has_a_consumer():
+    import_tasks()
+    declared = set(get_broker().get_declared_queues())
+    consumed, consumes_all = consumed_queues()
+    missing = set() if consumes_all else {q for q in declared if q.removesuffix(".DQ") not in consumed}
+    assert not missing, f"queues with no worker in docker/compose.yaml: {sorted(missing)}"
+
+
+def test_compose_has_a_worker():
+    consumed, consumes_all = consumed_queues()
+    assert consumes_all or consumed
