@@ -67,13 +67,15 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool | No
                 worker.stop()
             await dispose_engine()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         dependencies={"db_session": Provide(unit_of_work)},
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        middleware=[request_id_middleware],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi_config(),
         lifespan=[lifespan],
         debug=False,
     )
+    # Outermost, not per-route: unmatched paths (404/405) carry a request id too.
+    app.asgi_handler = request_id_middleware(app.asgi_handler)
+    return app

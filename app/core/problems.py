@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from litestar import MediaType, Request, Response
@@ -33,12 +34,17 @@ def app_error_handler(request: Request[Any, Any, Any], exc: AppError) -> Respons
                             slug=exc.type_slug, headers=exc.headers, errors=exc.errors, **exc.extra)
 
 
-def _pointer(key: str | None, source: str | None) -> str:
-    if not key:
-        return "/"
+_FIELD_IN_MESSAGE = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
+
+
+def _pointer(key: str | None, message: str) -> str:
     # msgspec reports "$.to.phone" / "$.scopes[0]"; RFC 6901 wants "/to/phone" / "/scopes/0".
-    path = key.removeprefix("$").replace("[", ".").replace("]", "")
-    return "/" + "/".join(p for p in path.split(".") if p)
+    path = (key or "").removeprefix("$").removeprefix("data").replace("[", ".").replace("]", "")
+    parts = [p for p in path.split(".") if p]
+    named = _FIELD_IN_MESSAGE.search(message)
+    if named:  # the offending field is named in the message, below the reported path
+        parts.append(named.group(1))
+    return "/" + "/".join(parts)
 
 
 def validation_handler(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
@@ -46,7 +52,8 @@ def validation_handler(request: Request[Any, Any, Any], exc: ValidationException
     if isinstance(exc.extra, list):
         for item in exc.extra:
             if isinstance(item, dict):
-                errors.append({"pointer": _pointer(item.get("key"), item.get("source")), "detail": item.get("message", "invalid")})
+                message = str(item.get("message", "invalid"))
+                errors.append({"pointer": _pointer(item.get("key"), message), "detail": message})
     detail = errors[0]["detail"] if len(errors) == 1 else (exc.detail or "Request validation failed")
     # A body that is not even JSON is a malformed request (400); a JSON body of the wrong shape is 422.
     status = 400 if "decode" in (exc.detail or "").lower() or "malformed" in (exc.detail or "").lower() else 422

@@ -51,7 +51,7 @@ class WebhookEndpoint(TenantOwned, Base):
 
     url: Mapped[str] = mapped_column(sa.String(2048))
     events: Mapped[list[Any]]
-    secret_enc: Mapped[str] = mapped_column(sa.Text)
+    secret_enc: Mapped[str] = mapped_column(sa.Text, info={"encrypted": True})
     status: Mapped[str] = mapped_column(sa.String(16), default="enabled")  # enabled | disabled
     failing_since: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

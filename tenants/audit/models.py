@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,4 +22,3 @@ class AuditEntry(TenantOwned, Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     after: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     request_id: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
-    request_uuid: Mapped[uuid.UUID | None] = mapped_column(sa.Uuid, nullable=True)

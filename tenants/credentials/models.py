@@ -16,9 +16,9 @@ class TwilioCredential(TenantOwned, Base):
 
     # Not secret, and unique across tenants: webhooks find their tenant by it (one indexed lookup).
     account_sid: Mapped[str] = mapped_column(sa.String(34), unique=True)
-    auth_token_enc: Mapped[str] = mapped_column(sa.Text)
+    auth_token_enc: Mapped[str] = mapped_column(sa.Text, info={"encrypted": True})
     api_key_sid: Mapped[str | None] = mapped_column(sa.String(34), nullable=True)
-    api_key_secret_enc: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    api_key_secret_enc: Mapped[str | None] = mapped_column(sa.Text, nullable=True, info={"encrypted": True})
     messaging_service_sid: Mapped[str | None] = mapped_column(sa.String(34), nullable=True)
     whatsapp_from: Mapped[str | None] = mapped_column(sa.String(64), nullable=True)
     status: Mapped[str] = mapped_column(sa.String(16), default="valid")  # valid | invalid
@@ -32,7 +32,7 @@ class SendgridCredential(TenantOwned, Base):
     __tablename__ = "sendgrid_credentials"
     __table_args__ = (sa.UniqueConstraint("tenant_id"),)
 
-    api_key_enc: Mapped[str] = mapped_column(sa.Text)
+    api_key_enc: Mapped[str] = mapped_column(sa.Text, info={"encrypted": True})
     from_email: Mapped[str] = mapped_column(sa.String(254))
     from_name: Mapped[str | None] = mapped_column(sa.String(200), nullable=True)
     # A public key: stored in clear on purpose.

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import Conflict, NotFound
+from app.core.pagination import page_of, paginate
+from tenants.accounts.models import Tenant
+from tenants.accounts.schemas import TenantOut
+from tenants.audit import service as audit
+from tenants.auth import key_cache
+
+
+def render(t: Tenant) -> TenantOut:
+    return TenantOut(id=t.id, name=t.name, slug=t.slug, status=t.status, api_rate_per_second=t.api_rate_per_second,
+                     created_at=t.created_at)
+
+
+def snapshot(t: Tenant) -> dict[str, Any]:
+    return {"name": t.name, "slug": t.slug, "status": t.status, "api_rate_per_second": t.api_rate_per_second}
+
+
+def slugify(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:50] or "tenant"
+    return f"{slug}-{secrets.token_hex(3)}"
+
+
+async def create_tenant(session: AsyncSession, *, name: str, slug: str | None, actor: Any) -> Tenant:
+    tenant = Tenant(name=name, slug=slug or slugify(name), status="active")
+    session.add(tenant)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(f"slug '{tenant.slug}' is taken", errors=[{"pointer": "/slug", "detail": "already taken"}]) from None
+    audit.record(session, tenant_id=tenant.id, actor=actor, action="tenant.created", target_type="tenant",
+                 target_id=tenant.id, after=snapshot(tenant))
+    return tenant
+
+
+async def get_tenant(session: AsyncSession, tenant_id: uuid.UUID | str) -> Tenant:
+    try:
+        key = uuid.UUID(str(tenant_id))
+    except ValueError:
+        raise NotFound("tenant not found") from None
+    tenant = await session.get(Tenant, key)
+    if tenant is None:
+        raise NotFound("tenant not found")
+    return tenant
+
+
+async def find_tenant(session: AsyncSession, ref: str) -> Tenant:
+    """By id or by slug (the CLI accepts either)."""
+    try:
+        return await get_tenant(session, uuid.UUID(ref))
+    except ValueError:
+        tenant = (await session.execute(select(Tenant).where(Tenant.slug == ref))).scalar_one_or_none()
+        if tenant is None:
+            raise NotFound("tenant not found") from None
+        return tenant
+
+
+async def list_tenants(session: AsyncSession, *, cursor: str | None, limit: int) -> dict[str, Any]:
+    rows = (await session.execute(paginate(select(Tenant), Tenant, cursor, limit))).scalars().all()
+    return page_of(rows, limit, render)
+
+
+async def update_tenant(session: AsyncSession, tenant: Tenant, *, status: str | None, api_rate_per_second: int | None,
+                        actor: Any) -> Tenant:
+    before = snapshot(tenant)
+    if status is not None:
+        tenant.status = status
+    if api_rate_per_second is not None:
+        tenant.api_rate_per_second = api_rate_per_second
+    await session.flush()
+    if snapshot(tenant) != before:
+        audit.record(session, tenant_id=tenant.id, actor=actor, action="tenant.updated", target_type="tenant",
+                     target_id=tenant.id, before=before, after=snapshot(tenant))
+    key_cache.invalidate(tenant_id=tenant.id)
+    return tenant

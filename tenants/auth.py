@@ -1,0 +1,179 @@
+"""Who is calling: the operator (platform staff) or a tenant API key with scopes.
+
+Missing or invalid credential: 401. Valid credential without the scope, or a suspended tenant: 403.
+Key records are cached for at most KEY_CACHE_TTL seconds, which bounds how late a revocation or
+suspension made on another API process takes effect (on this process it is immediate).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, Literal
+
+from litestar import Request
+from litestar.di import NamedDependency, Provide
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.config import get_settings
+from app.core.db import utcnow
+from app.core.deps import DbSession
+from app.core.errors import Forbidden, Unauthenticated
+from tenants.accounts.models import Tenant
+from tenants.api_keys.models import ApiKey
+from tenants.api_keys.token import parse_key
+
+SCOPES = ("notifications:send", "notifications:read", "admin")
+KEY_CACHE_TTL = 5.0
+LAST_USED_PRECISION = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Principal:
+    kind: Literal["operator", "api_key"]
+    tenant_id: uuid.UUID | None
+    key_id: uuid.UUID | None
+    scopes: frozenset[str]
+    environment: str = "live"
+
+    @property
+    def actor_type(self) -> str:
+        return self.kind
+
+    @property
+    def actor_id(self) -> str | None:
+        return str(self.key_id) if self.key_id else None
+
+    @property
+    def tenant(self) -> uuid.UUID:
+        assert self.tenant_id is not None
+        return self.tenant_id
+
+
+Caller = NamedDependency[Principal]
+
+
+class TenantSuspended(Forbidden):
+    title = "Tenant suspended"
+    type_slug = "tenant-suspended"
+
+
+OPERATOR = Principal("operator", None, None, frozenset())
+
+
+@dataclass(frozen=True)
+class _CachedKey:
+    key_id: uuid.UUID
+    tenant_id: uuid.UUID
+    secret_hash: bytes
+    scopes: frozenset[str]
+    environment: str
+    revoked: bool
+    tenant_status: str
+    loaded_at: float
+
+
+class _KeyCache:
+    def __init__(self) -> None:
+        self._entries: dict[str, _CachedKey] = {}
+        self.last_used: dict[uuid.UUID, datetime] = {}
+
+    def get(self, public_id: str) -> _CachedKey | None:
+        entry = self._entries.get(public_id)
+        if entry is None or time.monotonic() - entry.loaded_at > KEY_CACHE_TTL:
+            return None
+        return entry
+
+    def put(self, public_id: str, entry: _CachedKey) -> None:
+        if len(self._entries) > 50_000:
+            self._entries.clear()
+        self._entries[public_id] = entry
+
+    def invalidate(self, public_id: str | None = None, tenant_id: uuid.UUID | None = None) -> None:
+        if public_id is not None:
+            self._entries.pop(public_id, None)
+        if tenant_id is not None:
+            for pid in [p for p, e in self._entries.items() if e.tenant_id == tenant_id]:
+                self._entries.pop(pid, None)
+
+
+key_cache = _KeyCache()
+
+
+def _bearer(request: Request[Any, Any, Any]) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("missing bearer credential")
+    return token.strip()
+
+
+async def _load_key(session: AsyncSession, public_id: str) -> _CachedKey | None:
+    row = (await session.execute(
+        select(ApiKey, Tenant.status).join(Tenant, Tenant.id == ApiKey.tenant_id).where(ApiKey.public_id == public_id)
+    )).one_or_none()
+    if row is None:
+        return None
+    key, tenant_status = row
+    # last_used_at is written at most once a minute per key, on a cache refill, never per request.
+    seen = key_cache.last_used.get(key.id)
+    if seen is not None and (key.last_used_at is None or seen - key.last_used_at >= LAST_USED_PRECISION):
+        await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=seen))
+    return _CachedKey(key.id, key.tenant_id, key.secret_hash, frozenset(key.scopes), key.environment,
+                      key.revoked_at is not None, tenant_status, time.monotonic())
+
+
+async def authenticate_key(request: Request[Any, Any, Any], session: AsyncSession) -> Principal:
+    parsed = parse_key(_bearer(request))
+    if parsed is None:  # malformed or bad checksum: refused before any query
+        raise Unauthenticated("invalid API key")
+    entry = key_cache.get(parsed.public_id)
+    if entry is None:
+        entry = await _load_key(session, parsed.public_id)
+        if entry is None:
+            raise Unauthenticated("invalid API key")
+        key_cache.put(parsed.public_id, entry)
+    if entry.revoked or not parsed.matches(entry.secret_hash):
+        raise Unauthenticated("invalid API key")
+    if entry.tenant_status != "active":
+        raise TenantSuspended("tenant suspended")
+    key_cache.last_used[entry.key_id] = utcnow()
+    return Principal("api_key", entry.tenant_id, entry.key_id, entry.scopes, entry.environment)
+
+
+def require_scope(scope: str) -> Provide:
+    if scope not in SCOPES:
+        raise ValueError(scope)
+
+    async def principal(request: Request[Any, Any, Any], db_session: DbSession) -> Principal:
+        who = await authenticate_key(request, db_session)
+        if scope not in who.scopes:
+            raise Forbidden(f"this key lacks the '{scope}' scope")
+        return who
+
+    return Provide(principal)
+
+
+def require_any_scope(*scopes: str) -> Provide:
+    async def principal(request: Request[Any, Any, Any], db_session: DbSession) -> Principal:
+        who = await authenticate_key(request, db_session)
+        if not who.scopes.intersection(scopes):
+            raise Forbidden(f"this key needs one of the scopes: {', '.join(scopes)}")
+        return who
+
+    return Provide(principal)
+
+
+def _operator(request: Request[Any, Any, Any]) -> Principal:
+    token = _bearer(request)
+    expected = get_settings().operator_token.get()
+    if not hmac.compare_digest(token.encode(), expected.encode()):
+        raise Unauthenticated("invalid operator token")
+    return OPERATOR
+
+
+require_operator: Callable[[], Provide] = lambda: Provide(_operator, sync_to_thread=False)  # noqa: E731

@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import event
+
+from app.core.db import get_engine
+from tenants.api_keys.token import new_key, parse_key
+from tests.factories import bearer, make_key, tenant_with_key
+
+
+def test_key_format_and_checksum():
+    full, parsed = new_key("live")
+    assert full.startswith(f"ngw_live_{parsed.public_id}_")
+    assert len(parsed.secret) == 64  # 32 random bytes
+    assert parse_key(full) == parsed
+    # Any single-character change breaks the checksum or the shape.
+    for i in range(len("ngw_live_"), len(full)):
+        flipped = full[:i] + ("0" if full[i] != "0" else "1") + full[i + 1:]
+        assert parse_key(flipped) is None, i
+    assert parse_key(full + " ") is None
+    assert parse_key("ngw_prod_" + full[9:]) is None
+
+
+async def test_broken_checksum_is_401_without_a_query(client):
+    _, headers = await tenant_with_key(client)
+    key = headers["Authorization"].removeprefix("Bearer ")
+    forged = key[:-1] + ("a" if key[-1] != "a" else "b")
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    engine = get_engine().sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        r = await client.get("/v1/api-keys", headers=bearer(forged))
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json")
+    assert statements == []
+
+
+async def test_unknown_and_missing_keys_are_401(client):
+    full, _ = new_key("live")  # well-formed, never issued
+    assert (await client.get("/v1/api-keys", headers=bearer(full))).status_code == 401
+    assert (await client.get("/v1/api-keys")).status_code == 401
+    assert (await client.get("/v1/api-keys", headers={"Authorization": "Basic abc"})).status_code == 401
+
+
+async def test_scope_is_enforced_with_403(client):
+    tenant, _ = await tenant_with_key(client)
+    sender = await make_key(client, tenant["id"], ["notifications:send"])
+    r = await client.get("/v1/api-keys", headers=bearer(sender))
+    assert r.status_code == 403 and "admin" in r.json()["detail"]
+
+
+async def test_admin_manages_keys_and_revocation_is_immediate(client):
+    _, admin = await tenant_with_key(client, ["admin"])
+    r = await client.post("/v1/api-keys", json={"name": "ci", "scopes": ["notifications:send"]}, headers=admin)
+    assert r.status_code == 201
+    created = r.json()
+    assert created["key"].startswith(created["prefix"] + "_")
+    listed = (await client.get("/v1/api-keys", headers=admin)).json()["items"]
+    assert {k["id"] for k in listed} >= {created["id"]}
+    assert all("key" not in k for k in listed)
+
+    other = await client.post("/v1/api-keys", json={"name": "admin2", "scopes": ["admin"]}, headers=admin)
+    second = other.json()
+    assert (await client.get("/v1/api-keys", headers=bearer(second["key"]))).status_code == 200
+    assert (await client.delete(f"/v1/api-keys/{second['id']}", headers=admin)).status_code == 204
+    assert (await client.get("/v1/api-keys", headers=bearer(second["key"]))).status_code == 401
+    revoked = (await client.get(f"/v1/api-keys/{second['id']}", headers=admin)).json()
+    assert revoked["revoked_at"] is not None
+    assert (await client.delete(f"/v1/api-keys/{uuid.uuid4()}", headers=admin)).status_code == 404
+
+
+async def test_last_used_at_is_recorded_without_a_write_per_request(client):
+    from tenants.auth import key_cache
+
+    tenant, admin = await tenant_with_key(client, ["admin"])
+    for _ in range(3):
+        assert (await client.get("/v1/api-keys", headers=admin)).status_code == 200
+    key_id = (await client.get("/v1/api-keys", headers=admin)).json()["items"][0]["id"]
+    assert uuid.UUID(key_id) in key_cache.last_used
+    # The next cache refill writes it.
+    key_cache.invalidate(tenant_id=uuid.UUID(tenant["id"]))
+    await client.get("/v1/api-keys", headers=admin)
+    key_cache.invalidate(tenant_id=uuid.UUID(tenant["id"]))
+    items = (await client.get("/v1/api-keys", headers=admin)).json()["items"]
+    assert items[0]["last_used_at"] is not None
