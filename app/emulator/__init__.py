@@ -1,0 +1,1 @@
+"""`notifygw emulator`: the local Twilio/SendGrid emulator (channels.emulator) as its own server."""

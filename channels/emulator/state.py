@@ -1,0 +1,279 @@
+"""The emulator's in-memory world: accounts, templates, messages, windows, mail, and its clock.
+
+One `EmulatorState` lives behind one router/app. Everything runs on one asyncio loop, so plain
+dicts are enough; the only cross-thread readers are tests that look at `pending` or the config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import format_datetime
+from typing import Any, Coroutine
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+log = logging.getLogger("notifygw.emulator")
+
+WINDOW_SECONDS = 24 * 3600
+API_VERSION = "2010-04-01"
+
+
+def sid(prefix: str) -> str:
+    """A Twilio-shaped SID: two letters and 32 lowercase hex digits."""
+    return prefix + secrets.token_hex(16)
+
+
+def rfc2822(ts: float | None) -> str | None:
+    """Twilio's date format: "Thu, 24 Aug 2023 05:01:45 +0000"."""
+    if ts is None:
+        return None
+    return format_datetime(datetime.fromtimestamp(int(ts), tz=timezone.utc))
+
+
+@dataclass
+class Account:
+    sid: str
+    auth_token: str
+    api_key_sid: str
+    api_key_secret: str
+    whatsapp_from: str                     # "whatsapp:+1415523xxxx"
+    messaging_service_sid: str
+    channel_install_sid: str
+    friendly_name: str
+    date_created: float
+    inbound_url: str | None = None
+
+
+@dataclass
+class Template:
+    content_sid: str
+    account_sid: str
+    variables: list[str]
+    body: str
+
+
+@dataclass
+class Delivery:
+    """One webhook (status callback, inbound message, or event batch) and every attempt at it."""
+
+    kind: str
+    url: str
+    params: list[tuple[str, str]] | None = None     # form fields (Twilio)
+    body: str | None = None                        # raw body (SendGrid)
+    headers: dict[str, str] = field(default_factory=dict)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def response_status(self) -> int | None:
+        return self.attempts[-1].get("status_code") if self.attempts else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The request as sent, every attempt, and the final answer (status and body, None if it never came)."""
+        data: dict[str, Any] = {"kind": self.kind, "url": self.url, **self.meta, "headers": self.headers,
+                                "attempts": self.attempts, "response_status": self.response_status,
+                                "response_body": self.attempts[-1].get("body") if self.attempts else None}
+        if self.params is not None:
+            data["params"] = [list(p) for p in self.params]
+        if self.body is not None:
+            data["body"] = self.body
+        return data
+
+
+@dataclass
+class Message:
+    sid: str
+    account_sid: str
+    to: str
+    from_: str | None
+    messaging_service_sid: str | None
+    body: str
+    media_urls: list[str]
+    direction: str
+    status: str
+    date_created: float
+    date_updated: float
+    date_sent: float | None = None
+    error_code: int | None = None
+    error_message: str | None = None
+    content_sid: str | None = None
+    content_variables: dict[str, str] | None = None
+    status_callback: str | None = None
+    request: list[tuple[str, str]] = field(default_factory=list)
+    outcome: str = "delivered"
+    history: list[dict[str, Any]] = field(default_factory=list)
+    callbacks: list[Delivery] = field(default_factory=list)
+
+    @property
+    def uri(self) -> str:
+        return f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{self.sid}.json"
+
+    def resource(self) -> dict[str, Any]:
+        """The Message JSON (schema `api.v2010.account.message`)."""
+        return {
+            "account_sid": self.account_sid,
+            "api_version": API_VERSION,
+            "body": self.body,
+            "date_created": rfc2822(self.date_created),
+            "date_sent": rfc2822(self.date_sent),
+            "date_updated": rfc2822(self.date_updated),
+            "direction": self.direction,
+            "error_code": self.error_code,
+            "error_message": self.error_message,
+            "from": self.from_,
+            "messaging_service_sid": self.messaging_service_sid,
+            "num_media": str(len(self.media_urls)),
+            "num_segments": "0" if self.from_ is None else "1",
+            "price": None,
+            "price_unit": "USD",
+            "sid": self.sid,
+            "status": self.status,
+            "subresource_uris": {
+                "media": f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{self.sid}/Media.json",
+                "feedback": f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{self.sid}/Feedback.json",
+            },
+            "to": self.to,
+            "uri": self.uri,
+        }
+
+    def record(self) -> dict[str, Any]:
+        """What the control API shows: the resource plus the request, history and callbacks."""
+        return {**self.resource(), "content_sid": self.content_sid, "content_variables": self.content_variables,
+                "status_callback": self.status_callback, "media_urls": self.media_urls, "outcome": self.outcome,
+                "request": [list(p) for p in self.request], "history": self.history,
+                "callbacks": [c.to_dict() for c in self.callbacks]}
+
+
+@dataclass
+class SendgridKey:
+    api_key: str
+    private_key: ec.EllipticCurvePrivateKey = field(repr=False)
+    event_webhook_url: str | None = None
+
+    @property
+    def public_key_b64(self) -> str:
+        der = self.private_key.public_key().public_bytes(serialization.Encoding.DER,
+                                                         serialization.PublicFormat.SubjectPublicKeyInfo)
+        return base64.b64encode(der).decode()
+
+
+@dataclass
+class Mail:
+    message_id: str
+    api_key: str
+    request: dict[str, Any]
+    date_created: float
+    events: list[dict[str, Any]] = field(default_factory=list)
+    deliveries: list[Delivery] = field(default_factory=list)
+
+    def record(self) -> dict[str, Any]:
+        recipients = [a.get("email") for p in self.request.get("personalizations", [])
+                      for kind in ("to", "cc", "bcc") for a in (p.get(kind) or [])]
+        return {"message_id": self.message_id, "api_key": self.api_key, "date_created": int(self.date_created),
+                "recipients": recipients, "request": self.request, "events": self.events,
+                "deliveries": [d.to_dict() for d in self.deliveries]}
+
+
+class EmulatorState:
+    """All of the emulator's memory. `reset()` forgets the data and keeps the configuration."""
+
+    def __init__(self, *, slow_response_seconds: float = 30.0, callback_delay_seconds: float = 0.0,
+                 webhook_connect_timeout: float = 5.0, webhook_read_timeout: float = 15.0,
+                 accept_bsuid_to: bool = True) -> None:
+        # Configuration (tests shorten these). Defaults follow Twilio's: ct=5000 ms, rt=15000 ms.
+        self.slow_response_seconds = slow_response_seconds
+        self.callback_delay_seconds = callback_delay_seconds
+        self.webhook_connect_timeout = webhook_connect_timeout
+        self.webhook_read_timeout = webhook_read_timeout
+        # Whether To=whatsapp:<BSUID> is accepted (Meta's API sends to BSUIDs; Twilio's support is unverified).
+        self.accept_bsuid_to = accept_bsuid_to
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._clear()
+
+    def _clear(self) -> None:
+        self.clock_offset = 0.0
+        self.parent_account_sid = sid("AC")            # owner_account_sid of every subaccount
+        self.accounts: dict[str, Account] = {}
+        self.api_keys: dict[str, str] = {}             # SK sid -> account sid
+        self.templates: dict[str, Template] = {}
+        self.messages: dict[str, Message] = {}
+        self.windows: dict[tuple[str, str], float] = {}  # (sender address, user id) -> last inbound time
+        self.fault_counters: dict[tuple[str, ...], int] = {}
+        self.sendgrid_keys: dict[str, SendgridKey] = {}
+        self.mails: dict[str, Mail] = {}
+        self._sender_seq = 0
+
+    def reset(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        self._tasks.clear()
+        self._clear()
+
+    # clock
+    def now(self) -> float:
+        return time.time() + self.clock_offset
+
+    def advance(self, seconds: float) -> None:
+        self.clock_offset += seconds
+
+    # background work
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("emulator background task failed", exc_info=task.exception())
+
+    @property
+    def pending(self) -> int:
+        return len(self._tasks)
+
+    # accounts
+    def create_account(self, *, friendly_name: str | None = None, inbound_url: str | None = None) -> Account:
+        self._sender_seq += 1
+        while True:
+            # "whatsapp:+1415523xxxx", unique per account (the Sandbox number is +14155238886: skip it).
+            number = f"+1415523{(self._sender_seq + 1000) % 10000:04d}"
+            taken = {a.whatsapp_from for a in self.accounts.values()}
+            if number != "+14155238886" and "whatsapp:" + number not in taken:
+                break
+            self._sender_seq += 1
+        account = Account(
+            sid=sid("AC"), auth_token=secrets.token_hex(16), api_key_sid=sid("SK"),
+            api_key_secret=secrets.token_urlsafe(24), whatsapp_from="whatsapp:" + number,
+            messaging_service_sid=sid("MG"), channel_install_sid=sid("XE"),
+            friendly_name=friendly_name or f"notifygw emulator subaccount {len(self.accounts) + 1}",
+            date_created=self.now(), inbound_url=inbound_url)
+        self.accounts[account.sid] = account
+        self.api_keys[account.api_key_sid] = account.sid
+        return account
+
+    def account_for_service(self, messaging_service_sid: str) -> Account | None:
+        return next((a for a in self.accounts.values() if a.messaging_service_sid == messaging_service_sid), None)
+
+    # the 24-hour customer-service window
+    def open_window(self, sender: str, user: str) -> None:
+        self.windows[(sender, user)] = self.now()
+
+    def window_open(self, sender: str, user: str) -> bool:
+        opened = self.windows.get((sender, user))
+        return opened is not None and self.now() - opened < WINDOW_SECONDS
+
+    # SendGrid
+    def create_sendgrid_key(self, event_webhook_url: str | None = None) -> SendgridKey:
+        api_key = f"SG.{secrets.token_urlsafe(16)}.{secrets.token_urlsafe(32)}"
+        key = SendgridKey(api_key=api_key, private_key=ec.generate_private_key(ec.SECP256R1()),
+                          event_webhook_url=event_webhook_url)
+        self.sendgrid_keys[api_key] = key
+        return key
