@@ -66,9 +66,13 @@ def schema_settings() -> Settings:
 
 def openapi_document() -> dict:
     from app.asgi import create_app
+    from app.core import config
 
-    app = create_app(schema_settings(), in_process_worker=False)
-    return app.openapi_schema.to_schema()
+    previous = config._settings
+    try:
+        return create_app(schema_settings(), in_process_worker=False).openapi_schema.to_schema()
+    finally:
+        config._settings = previous  # building the schema must not reconfigure a running process
 
 
 @main.command()

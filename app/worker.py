@@ -2,20 +2,62 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import dramatiq
+from dramatiq.middleware import Middleware
 
 from app.core.config import get_settings
 from app.core.discovery import import_models, import_tasks
-from app.core.logging import configure_logging
+from app.core.logging import configure_logging, get_logger
 from app.core.queue import get_broker, setup_broker
 
+log = get_logger("notifygw.worker")
+MAINTENANCE_EVERY_SECONDS = 10.0
 
-def boot() -> dramatiq.Broker:
+
+class Maintenance(Middleware):
+    """Runs the sweeper and reconciler in each worker process, outside the queue: a repair job that
+    lived in Redis would be lost exactly when it is needed (after a flush)."""
+
+    def __init__(self, every: float = MAINTENANCE_EVERY_SECONDS) -> None:
+        self.every = every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="notifygw-maintenance", daemon=True)
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        from app.notify.maintenance import run_once
+
+        async def loop() -> None:
+            while not self._stop.is_set():
+                try:
+                    done = await run_once()
+                    if any(done.values()):
+                        log.info("maintenance", **done)
+                except Exception:
+                    log.exception("maintenance pass failed")
+                await asyncio.sleep(self.every)
+
+        asyncio.run(loop())
+
+
+def boot(*, maintenance: bool = True) -> dramatiq.Broker:
     settings = get_settings()
     configure_logging(settings.log_level)
     broker = setup_broker(settings)
     import_models()
     import_tasks()
+    if maintenance and not any(isinstance(m, Maintenance) for m in broker.middleware):
+        broker.add_middleware(Maintenance())
     return broker
 
 
@@ -29,4 +71,3 @@ def start_in_process_worker(threads: int = 4) -> dramatiq.Worker:
 
 def declared_queues() -> set[str]:
     return set(get_broker().get_declared_queues())
-

@@ -34,6 +34,11 @@ os.environ.update({
 for leaking in ("TWILIO_EDGE", "TWILIO_REGION", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "SENDGRID_API_KEY"):
     os.environ.pop(leaking, None)
 
+# Dramatiq binds actors to the broker that exists when their module is imported: make it ours first.
+from app.core.queue import setup_broker  # noqa: E402
+
+setup_broker()
+
 
 async def _admin(sql: str) -> None:
     conn = await asyncpg.connect(PG_ADMIN_URL)

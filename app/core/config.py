@@ -94,6 +94,7 @@ class Settings:
     # Hosts the SSRF guard lets through despite being loopback: only the emulator, and only when set.
     trusted_media_hosts: tuple[str, ...] = field(default_factory=tuple)
     mount_emulator: bool = False
+    allow_http_media: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -160,8 +161,13 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev: bool | None = No
         max_body_bytes=max_body,
         provider_timeout_seconds=timeout,
         trusted_media_hosts=tuple(h.strip() for h in (get("TRUSTED_MEDIA_HOSTS") or "").split(",") if h.strip()),
-        mount_emulator=dev or (get("MOUNT_EMULATOR") or "").lower() in ("1", "true", "yes"),
+        mount_emulator=dev or _flag(get("MOUNT_EMULATOR")),
+        allow_http_media=dev or _flag(get("ALLOW_HTTP_MEDIA")),
     )
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "true", "yes")
 
 
 _settings: Settings | None = None

@@ -39,7 +39,8 @@ _FIELD_IN_MESSAGE = re.compile(r"(?:unknown|missing required) field `([^`]+)`")
 
 def _pointer(key: str | None, message: str) -> str:
     # msgspec reports "$.to.phone" / "$.scopes[0]"; RFC 6901 wants "/to/phone" / "/scopes/0".
-    path = (key or "").removeprefix("$").removeprefix("data").replace("[", ".").replace("]", "")
+    # msgspec does not name dict keys ("[...]"): those segments become "*".
+    path = (key or "").removeprefix("$").removeprefix("data").replace("[...]", ".*").replace("[", ".").replace("]", "")
     parts = [p for p in path.split(".") if p]
     named = _FIELD_IN_MESSAGE.search(message)
     if named:  # the offending field is named in the message, below the reported path

@@ -1,4 +1,4 @@
-"""Notifications, their routing decisions, attempts per channel, provider events and the outbox."""
+"""Notifications, their routing decisions, attempts per channel, provider events, idempotency keys."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ class Notification(TenantOwned, Base):
     channels: Mapped[list[Any]]
     metadata_: Mapped[dict[str, Any]] = mapped_column("metadata")
     environment: Mapped[str] = mapped_column(sa.String(4), default="live")  # test keys reach no provider
+    # "client" for the API; "opt_out_confirmation" is the reply to a STOP, which must reach a suppressed person.
+    purpose: Mapped[str] = mapped_column(sa.String(24), default="client")
     status: Mapped[str] = mapped_column(sa.String(16), default="accepted")
     channel: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -84,23 +86,6 @@ class ProviderEvent(TenantOwned, Base):
     error_code: Mapped[str | None] = mapped_column(sa.String(16), nullable=True)
     applied: Mapped[bool] = mapped_column(sa.Boolean, default=False)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-
-class OutboxItem(TenantOwned, Base):
-    """A unit of work recorded in the same transaction as the change that needs it.
-
-    The queue message only carries this row's id; the sweeper re-enqueues rows left pending.
-    """
-
-    __tablename__ = "outbox"
-    __table_args__ = (sa.Index("ix_outbox_pending", "state", "available_at"),)
-
-    kind: Mapped[str] = mapped_column(sa.String(32))
-    ref_id: Mapped[uuid.UUID] = mapped_column(sa.Uuid)
-    state: Mapped[str] = mapped_column(sa.String(12), default="pending")  # pending | done
-    available_at: Mapped[datetime] = mapped_column(default=utcnow)
-    enqueued_at: Mapped[datetime | None] = mapped_column(nullable=True)
-    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class IdempotencyRecord(TenantOwned, Base):

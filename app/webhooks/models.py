@@ -23,7 +23,8 @@ class RawEvent(TenantOwned, Base):
 
     kind: Mapped[str] = mapped_column(sa.String(16))  # status | inbound | sendgrid
     dedupe_key: Mapped[str] = mapped_column(sa.String(200))
-    payload: Mapped[list[Any]]  # form pairs as received (repeated keys kept), or the JSON event
+    # {"form": [[k, v], ...], "query": [[k, v], ...]} as received (repeated keys kept), or {"events": [...]}
+    payload: Mapped[dict[str, Any]]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     orphan: Mapped[bool] = mapped_column(sa.Boolean, default=False)

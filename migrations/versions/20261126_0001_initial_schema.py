@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 23:32:42.578196
+Create Date: 2026-11-26 23:53:39.965070
 """
 
 from __future__ import annotations
@@ -101,7 +101,8 @@ def upgrade() -> None:
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['tenant_id'], ['tenants.id'], name=op.f('fk_outbox_tenant_id_tenants'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox')),
+    sa.UniqueConstraint('kind', 'ref_id', name=op.f('uq_outbox_kind_ref_id'))
     )
     op.create_index('ix_outbox_pending', 'outbox', ['state', 'available_at'], unique=False)
     op.create_index(op.f('ix_outbox_tenant_id'), 'outbox', ['tenant_id'], unique=False)
@@ -278,6 +279,7 @@ def upgrade() -> None:
     sa.Column('channels', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('metadata', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('environment', sa.String(length=4), nullable=False),
+    sa.Column('purpose', sa.String(length=24), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('channel', sa.String(length=16), nullable=True),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),

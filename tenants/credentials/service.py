@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 import uuid
 from typing import Any
 
@@ -207,3 +208,14 @@ async def delete_sendgrid(session: AsyncSession, tenant_id: uuid.UUID, *, actor:
     await session.delete(row)
     audit.record(session, tenant_id=tenant_id, actor=actor, action="provider.sendgrid.deleted",
                  target_type="sendgrid_credentials", target_id=str(tenant_id), before=before)
+
+
+async def twilio_for_account(session: AsyncSession, account_sid: str) -> "cache.CachedTwilio | None":
+    """The tenant and decrypted credentials owning an AccountSid (webhook path): one indexed lookup, cached briefly."""
+    hit, entry = cache.get(account_sid)
+    if hit:
+        return entry
+    row = (await session.execute(select(TwilioCredential).where(TwilioCredential.account_sid == account_sid))).scalar_one_or_none()
+    entry = cache.CachedTwilio(row.tenant_id, twilio_secrets(row), time.monotonic()) if row else None
+    cache.put(account_sid, entry)
+    return entry

@@ -9,6 +9,7 @@ import re
 from typing import Any, Awaitable, Callable
 
 from tests.factories import ALL_SCOPES, bearer, make_key, make_tenant
+from tests.tenants.test_templates_routing import ORDER_SHIPPED
 
 # Builds tenant A's object and returns the path parameters naming it.
 Factory = Callable[[Any, str, dict[str, str]], Awaitable[dict[str, str]]]
@@ -19,9 +20,27 @@ async def _api_key(client: Any, tenant_id: str, headers: dict[str, str]) -> dict
     return {"key_id": r.json()["id"]}
 
 
-FACTORIES: dict[str, Factory] = {"key_id": _api_key}
+async def _template(client: Any, tenant_id: str, headers: dict[str, str]) -> dict[str, str]:
+    await client.post("/v1/templates", json=ORDER_SHIPPED, headers=headers)
+    return {"template_key": ORDER_SHIPPED["key"]}
+
+
+async def _suppression(client: Any, tenant_id: str, headers: dict[str, str]) -> dict[str, str]:
+    r = await client.post("/v1/suppressions", json={"phone": "+14155550100", "channel": "whatsapp", "reason": "x"}, headers=headers)
+    return {"suppression_id": r.json()["id"]}
+
+
+async def _notification(client: Any, tenant_id: str, headers: dict[str, str]) -> dict[str, str]:
+    r = await client.post("/v1/notifications", json={"to": {"email": "a@example.com"}, "text": "hi"}, headers=headers)
+    return {"notification_id": r.json()["id"]}
+
+
+FACTORIES: dict[str, Factory] = {"key_id": _api_key, "template_key": _template, "suppression_id": _suppression,
+                                 "notification_id": _notification}
 # Bodies that are valid in shape, so the request reaches the lookup rather than stopping at 422.
-BODIES: dict[tuple[str, str], dict[str, Any]] = {}
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PUT", "/v1/templates/{template_key:str}"): {k: v for k, v in ORDER_SHIPPED.items() if k != "key"},
+}
 
 
 def id_routes(app: Any) -> list[tuple[str, str]]:

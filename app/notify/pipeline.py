@@ -1,0 +1,245 @@
+"""The routing decision, in the documented order, with every step recorded as data.
+
+1 suppression, 2 credentials (and an address to send to), 3 consent, 4 the 24h window,
+5 WhatsApp through the Messaging Service for the recipient's country, 6 react to the outcome,
+7 email. Functions here take a session and flush; the actor that calls them commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.db import utcnow
+from app.notify.models import Attempt, Decision, Notification
+from app.notify.status import notification_status
+from app.outbox import service as outbox
+from channels.base import FailureClass
+from channels.phone import region_of
+from tenants.audit.service import SystemActor
+from tenants.contacts import service as contacts
+from tenants.contacts.service import WINDOW
+from tenants.credentials import service as credentials
+from tenants.routing.schemas import RoutingPolicyDoc
+from tenants.routing.service import get_policy, messaging_service_for
+from tenants.templates.repository import TemplateRepository
+from tenants.templates.rendering import resolve_locale
+
+SEND_WHATSAPP = "attempt.send_whatsapp"
+SEND_EMAIL = "attempt.send_email"
+# Twilio's documentation (see docs/contacts.md) is checked before a BSUID is used as a To address.
+TWILIO_ACCEPTS_BSUID_TO = False
+
+
+def decide(session: AsyncSession, n: Notification, step: str, result: str, detail: str | None = None) -> None:
+    session.add(Decision(tenant_id=n.tenant_id, notification_id=n.id, step=step, result=result, detail=detail))
+
+
+def _ago(then: datetime, now: datetime) -> str:
+    seconds = int((now - then).total_seconds())
+    if seconds < 3600:
+        return f"{seconds // 60} min ago"
+    if seconds < 172800:
+        return f"{seconds // 3600} h ago"
+    return f"{seconds // 86400} days ago"
+
+
+async def template_content(session: AsyncSession, n: Notification) -> tuple[str | None, dict[str, Any]]:
+    """(locale, content) for this notification's template; (None, {}) for free-form ones."""
+    if not n.template_key:
+        return None, {}
+    template = await TemplateRepository(session, n.tenant_id).by_key(n.template_key)
+    if template is None:  # deleted after acceptance
+        return None, {}
+    locale = resolve_locale(template.locales, template.default_locale, n.recipient.get("locale"))
+    return locale, template.locales.get(locale, {})
+
+
+async def whatsapp_address(session: AsyncSession, n: Notification) -> tuple[str | None, str]:
+    """(address, how): the phone wins when known; a BSUID only where Twilio takes it as To."""
+    idents = await contacts.identifiers(session, n.tenant_id, n.contact_id)
+    phone = n.recipient.get("phone") or contacts.current(idents, "phone")
+    if phone:
+        return phone, "phone"
+    bsuid = n.recipient.get("whatsapp_user_id") or contacts.current(idents, "bsuid")
+    if bsuid and TWILIO_ACCEPTS_BSUID_TO:
+        return bsuid, "bsuid"
+    return None, "bsuid only; Twilio does not take a BSUID as To" if bsuid else "no phone or WhatsApp user id"
+
+
+async def route(session: AsyncSession, n: Notification) -> None:
+    if n.status != "accepted":
+        return  # already routed: a re-delivered job changes nothing
+    policy = await get_policy(session, n.tenant_id)
+    locale, content = await template_content(session, n)
+    blocked = await _whatsapp_blocker(session, n, policy, "whatsapp" in n.channels)
+    if blocked is None:
+        kind = await _whatsapp_kind(session, n, content)
+        if kind is not None:
+            await _start_whatsapp(session, n, policy, kind)
+            return
+        blocked = "window_closed"
+    await fall_back(session, n, blocked, policy=policy)
+
+
+async def _whatsapp_blocker(session: AsyncSession, n: Notification, policy: RoutingPolicyDoc, wanted: bool) -> str | None:
+    if not wanted:
+        decide(session, n, "channels", "email_only", "the request asked for email only")
+        return "not_requested"
+    confirming_opt_out = n.purpose == "opt_out_confirmation"
+    if confirming_opt_out:
+        decide(session, n, "suppression", "bypassed", "confirming an opt-out the person just sent")
+    elif await contacts.suppression(session, n.tenant_id, n.contact_id, "whatsapp"):
+        decide(session, n, "suppression", "suppressed", "recipient opted out of WhatsApp")
+        return "opted_out"
+    else:
+        decide(session, n, "suppression", "clear")
+    creds = await credentials.find_twilio(session, n.tenant_id)
+    if creds is None or creds.status != "valid":
+        decide(session, n, "credentials", "missing" if creds is None else "invalid",
+               None if creds is None else creds.status_reason)
+        return "no_whatsapp_credentials"
+    decide(session, n, "credentials", "ok")
+    address, how = await whatsapp_address(session, n)
+    if address is None:
+        decide(session, n, "address", "none", how)
+        return "no_whatsapp_address"
+    decide(session, n, "address", how)
+    if policy.require_whatsapp_opt_in and not confirming_opt_out:
+        state = await contacts.consent_state(session, n.tenant_id, n.contact_id, "whatsapp")
+        if state != "granted":
+            decide(session, n, "consent", "missing" if state is None else state, "require_whatsapp_opt_in is set")
+            return "no_consent"
+        decide(session, n, "consent", "granted")
+    else:
+        decide(session, n, "consent", "not_required")
+    return None
+
+
+async def _whatsapp_kind(session: AsyncSession, n: Notification, content: dict[str, Any]) -> str | None:
+    """Session message inside the window, template outside it; None when nothing may go."""
+    creds = await credentials.find_twilio(session, n.tenant_id)
+    sender = creds.whatsapp_from if creds and not creds.messaging_service_sid else None
+    last = await contacts.last_inbound(session, n.tenant_id, n.contact_id, sender)
+    now = utcnow()
+    has_template = bool(content.get("whatsapp"))
+    if last is not None and now - last < WINDOW:
+        decide(session, n, "window", "open", f"last inbound {_ago(last, now)}")
+        if n.media_url:
+            return "media"
+        if n.text:
+            return "session"
+        return "template" if has_template else None
+    decide(session, n, "window", "closed", f"last inbound {_ago(last, now)}" if last else "no inbound message yet")
+    if has_template:
+        return "template"
+    decide(session, n, "whatsapp", "skipped", "outside the window only a template may go, and none is set for this locale")
+    return None
+
+
+async def _start_whatsapp(session: AsyncSession, n: Notification, policy: RoutingPolicyDoc, kind: str) -> None:
+    creds = await credentials.find_twilio(session, n.tenant_id)
+    assert creds is not None
+    address, _ = await whatsapp_address(session, n)
+    service_sid = messaging_service_for(policy, region_of(address) if address and address.startswith("+") else None,
+                                        creds.messaging_service_sid)
+    sender = service_sid or creds.whatsapp_from
+    if sender is None:
+        decide(session, n, "sender", "none", "no Messaging Service and no whatsapp_from configured")
+        await fall_back(session, n, "no_whatsapp_credentials", policy=policy)
+        return
+    decide(session, n, "send", kind, f"via {'Messaging Service ' + service_sid if service_sid else sender}")
+    attempt = Attempt(tenant_id=n.tenant_id, notification_id=n.id, channel="whatsapp", kind=kind,
+                      provider="simulated" if n.environment == "test" else "twilio", sender=sender, status="pending")
+    session.add(attempt)
+    n.status, n.channel = "queued", "whatsapp"
+    await session.flush()
+    await outbox.enqueue(session, n.tenant_id, SEND_WHATSAPP, attempt.id)
+
+
+async def fall_back(session: AsyncSession, n: Notification, reason: str, *, policy: RoutingPolicyDoc | None = None) -> bool:
+    """Email, exactly once, when the policy allows it for `reason` and an address is known."""
+    policy = policy or await get_policy(session, n.tenant_id)
+    allowed = reason == "not_requested" or reason in policy.fallback.email_on
+    email = n.recipient.get("email") or contacts.current(await contacts.identifiers(session, n.tenant_id, n.contact_id), "email")
+    if "email" not in n.channels or not allowed or not email:
+        why = ("email not requested" if "email" not in n.channels else
+               f"'{reason}' is not in fallback.email_on" if not allowed else "no email address known")
+        decide(session, n, "fallback", "none", why)
+        _finish_without_channel(n, reason)
+        return False
+    email_contact = await contacts.find(session, n.tenant_id, _email_ident(email))
+    if email_contact and await contacts.suppression(session, n.tenant_id, email_contact.id, "email"):
+        decide(session, n, "fallback", "suppressed", "email address is suppressed")
+        _finish_without_channel(n, "opted_out")
+        return False
+    attempt = Attempt(tenant_id=n.tenant_id, notification_id=n.id, channel="email", kind="email",
+                      provider="simulated" if n.environment == "test" else "sendgrid", sender=None, status="pending")
+    try:
+        async with session.begin_nested():
+            session.add(attempt)
+            await session.flush()
+    except IntegrityError:  # another path already fell back: exactly once
+        return False
+    decide(session, n, "fallback", "email", reason)
+    n.status, n.channel = "queued", "email"
+    await outbox.enqueue(session, n.tenant_id, SEND_EMAIL, attempt.id)
+    return True
+
+
+def _email_ident(address: str):  # noqa: ANN202
+    from tenants.contacts.identifiers import email
+
+    return email(address)
+
+
+def _finish_without_channel(n: Notification, reason: str) -> None:
+    if n.channel is None or n.status in ("accepted",):
+        n.status = "suppressed" if reason == "opted_out" else "failed"
+    elif n.channel == "whatsapp":
+        n.status = "failed"
+
+
+def sync_status(n: Notification, attempt: Attempt) -> None:
+    """The notification follows the attempt on the channel that finally carries it."""
+    if n.channel == attempt.channel:
+        n.status = notification_status(attempt.status)
+
+
+async def whatsapp_failed(session: AsyncSession, n: Notification, attempt: Attempt, failure: FailureClass,
+                          code: str | None, message: str | None) -> None:
+    """Step 6 for a definitive WhatsApp failure, at send time or from a status callback."""
+    attempt.status = "failed" if attempt.status not in ("failed", "undelivered") else attempt.status
+    attempt.error_class, attempt.error_code, attempt.error_message = failure.value, code, (message or "")[:2000]
+    decide(session, n, "outcome", failure.value, f"Twilio {code}: {message}" if code else message)
+    if failure is FailureClass.OPTED_OUT:
+        contact = await contacts.ContactRepository(session, n.tenant_id).get(n.contact_id)
+        await contacts.suppress(session, n.tenant_id, contact, channel="whatsapp", reason="opted_out",
+                                source="provider", evidence=attempt.provider_message_id or code,
+                                actor=SystemActor("twilio_21610"))
+    if failure is FailureClass.BAD_CREDENTIALS:
+        await credentials.mark_twilio_invalid(session, n.tenant_id, message or "Twilio rejected the credentials",
+                                              actor=SystemActor("twilio_20003"))
+    reason = {FailureClass.WINDOW_CLOSED: "window_closed", FailureClass.OPTED_OUT: "opted_out",
+              FailureClass.BAD_CREDENTIALS: "no_whatsapp_credentials",
+              FailureClass.INVALID_RECIPIENT: "invalid_recipient"}.get(failure, "failed")
+    policy = await get_policy(session, n.tenant_id)
+    if reason not in policy.fallback.email_on and reason != "failed":
+        reason = "failed"  # every definitive failure is at least a 'failed'
+    await fall_back(session, n, reason, policy=policy)
+    if n.channel == "whatsapp":
+        n.status = "failed"
+
+
+async def load_attempt(session: AsyncSession, attempt_id: uuid.UUID) -> tuple[Notification, Attempt] | None:
+    """The one unscoped lookup a job makes: the job carries only the id; everything after is scoped."""
+    row = (await session.execute(
+        select(Attempt, Notification).join(Notification, Notification.id == Attempt.notification_id)
+        .where(Attempt.id == attempt_id)
+    )).one_or_none()
+    return (row[1], row[0]) if row else None

@@ -1,0 +1,72 @@
+"""Accepting a notification: validate, resolve the contact, persist with its outbox item. Nothing else.
+
+The request path does auth, rate limit, validation and one transaction; every provider call
+happens later in a worker.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import NotFound, ValidationFailed
+from app.notify.models import Notification
+from app.notify.schemas import NotificationIn
+from app.outbox import service as outbox
+from tenants.auth import Principal
+from tenants.contacts import service as contacts
+from tenants.contacts.lookup import from_fields
+from tenants.routing.service import get_policy
+from tenants.templates import service as templates
+from tenants.templates.rendering import required_variables, resolve_locale
+
+MAX_METADATA_BYTES = 4096
+ROUTE = "notification.route"
+
+
+def _check_shape(data: NotificationIn) -> None:
+    if data.to.phone is None and data.to.email is None and data.to.whatsapp_user_id is None:
+        raise ValidationFailed("give at least one of to.phone, to.whatsapp_user_id, to.email", pointer="/to")
+    if data.template is None and data.text is None:
+        raise ValidationFailed("give a template or text", pointer="/template")
+    if len(set(data.channels)) != len(data.channels):
+        raise ValidationFailed("channels must not repeat", pointer="/channels")
+    if len(msgspec.json.encode(data.metadata)) > MAX_METADATA_BYTES:
+        raise ValidationFailed(f"metadata is limited to {MAX_METADATA_BYTES} bytes of JSON", pointer="/metadata")
+    if data.media_url is not None and not data.media_url.lower().startswith(("https://", "http://")):
+        raise ValidationFailed("media_url must be an https URL", pointer="/media_url")
+
+
+async def accept(session: AsyncSession, principal: Principal, data: NotificationIn) -> Notification:
+    _check_shape(data)
+    tenant_id = principal.tenant
+    policy = await get_policy(session, tenant_id)
+    idents = from_fields(phone=data.to.phone, whatsapp_user_id=data.to.whatsapp_user_id, email=data.to.email,
+                         default_region=policy.default_country, prefix="/to")
+
+    if data.template is not None:
+        try:
+            template = await templates.get(session, tenant_id, data.template)
+        except NotFound:
+            raise ValidationFailed(f"no template '{data.template}'", pointer="/template") from None
+        locale = resolve_locale(template.locales, template.default_locale, data.to.locale)
+        missing = [v for v in required_variables(template.locales[locale]) if v not in data.variables]
+        if missing:
+            raise ValidationFailed(f"missing template variables: {', '.join(missing)}",
+                                   errors=[{"pointer": f"/variables/{name}", "detail": "required by the template"} for name in missing])
+
+    contact = await contacts.resolve(session, tenant_id, idents)
+    recipient: dict[str, Any] = {i.kind if i.kind != "bsuid" else "whatsapp_user_id": i.value for i in idents}
+    if data.to.locale:
+        recipient["locale"] = data.to.locale
+    notification = Notification(
+        tenant_id=tenant_id, contact_id=contact.id, recipient=recipient, template_key=data.template,
+        variables={k: str(v) for k, v in data.variables.items()}, text=data.text, media_url=data.media_url,
+        channels=list(data.channels), metadata_=data.metadata, environment=principal.environment, status="accepted",
+    )
+    session.add(notification)
+    await session.flush()
+    await outbox.enqueue(session, tenant_id, ROUTE, notification.id)
+    return notification

@@ -1,0 +1,75 @@
+"""Receiving provider callbacks: parse, authenticate, dedupe, persist, queue, answer.
+
+Nothing here processes an event: that happens in a worker, from the stored raw event, so the
+handler answers in milliseconds and a replay runs exactly the same code.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.errors import AppError, Forbidden
+from app.outbox import service as outbox
+from app.webhooks.models import RawEvent
+
+PROCESS = "event.process"
+
+
+class MalformedCallback(AppError):
+    status_code = 400
+    title = "Malformed callback"
+    type_slug = "malformed-callback"
+
+
+class InvalidSignature(Forbidden):
+    """One answer for an unknown AccountSid and a bad signature, so tenants can't be enumerated."""
+
+    title = "Signature invalid"
+    type_slug = "signature-invalid"
+
+    def __init__(self) -> None:
+        super().__init__("the request signature does not verify")
+
+
+def parse_form(body: bytes) -> list[tuple[str, str]]:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedCallback("the body is not UTF-8") from None
+    if "\x00" in text:
+        raise MalformedCallback("the body contains NUL characters")
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=500)
+    except ValueError:
+        raise MalformedCallback("the body is not application/x-www-form-urlencoded") from None
+    if any("\x00" in k or "\x00" in v for k, v in pairs):
+        raise MalformedCallback("the form contains NUL characters")
+    return pairs
+
+
+def first(pairs: list[tuple[str, str]] | list[list[str]], name: str) -> str | None:
+    return next((v for k, v in pairs if k == name), None)
+
+
+async def store(session: AsyncSession, tenant_id: uuid.UUID, kind: str, dedupe_key: str, payload: dict[str, Any],
+                *, orphan: bool = False) -> bool:
+    """Persist the raw event and queue its processing; False when it is a duplicate (nothing queued)."""
+    event = RawEvent(id=uuid.uuid4(), tenant_id=tenant_id, kind=kind, dedupe_key=dedupe_key[:200], payload=payload, orphan=orphan)
+    try:
+        async with session.begin_nested():
+            session.add(event)
+            await session.flush()
+    except IntegrityError:
+        return False
+    await outbox.enqueue(session, tenant_id, PROCESS, event.id)
+    return True
+
+
+async def stored_event(session: AsyncSession, event_id: uuid.UUID) -> RawEvent | None:
+    return (await session.execute(select(RawEvent).where(RawEvent.id == event_id))).scalar_one_or_none()

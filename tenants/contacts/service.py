@@ -1,0 +1,187 @@
+"""Contacts, their identifiers, consent ledger, suppressions and 24h windows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Sequence
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.db import utcnow
+from tenants.audit import service as audit
+from tenants.contacts.identifiers import Identifier
+from tenants.contacts.models import Contact, ContactIdentifier, ConsentEntry, ConversationWindow, Suppression
+from tenants.contacts.repository import (
+    ConsentRepository,
+    ContactRepository,
+    IdentifierRepository,
+    SuppressionRepository,
+    WindowRepository,
+)
+
+WINDOW = timedelta(hours=24)
+PRIORITY = {"bsuid": 0, "phone": 1, "email": 2}
+
+
+async def find(session: AsyncSession, tenant_id: uuid.UUID, ident: Identifier) -> Contact | None:
+    row = await IdentifierRepository(session, tenant_id).lookup(ident)
+    return await ContactRepository(session, tenant_id).find(row.contact_id) if row else None
+
+
+async def resolve(session: AsyncSession, tenant_id: uuid.UUID, idents: Iterable[Identifier]) -> Contact:
+    """The contact named by the strongest known identifier (BSUID, then phone, then email).
+
+    Identifiers not yet known are attached to it. Two known identifiers naming different contacts
+    are NOT merged here: a client's say-so is not proof that a phone and an email are one person.
+    Only an inbound message from WhatsApp (link_inbound) merges.
+    """
+    idents = sorted(set(idents), key=lambda i: PRIORITY[i.kind])
+    id_repo = IdentifierRepository(session, tenant_id)
+    known = {i: await id_repo.lookup(i) for i in idents}
+    primary = next((row for row in known.values() if row is not None), None)
+    if primary is not None:
+        contact = await ContactRepository(session, tenant_id).get(primary.contact_id)
+    else:
+        contact = ContactRepository(session, tenant_id).add(Contact())
+        await session.flush()
+    for ident, row in known.items():
+        if row is None:
+            id_repo.add(ContactIdentifier(contact_id=contact.id, kind=ident.kind, value=ident.value, value_hash=ident.hash))
+    await session.flush()
+    return contact
+
+
+async def _merge(session: AsyncSession, tenant_id: uuid.UUID, keep: Contact, gone: Contact) -> None:
+    """Fold `gone` into `keep`: inbound WhatsApp proved they are one person."""
+    from app.notify.models import Notification  # notify refers to contacts, not the other way round
+    from app.webhooks.models import InboundMessage
+
+    # Where both have a row under a unique key, keep's row wins.
+    for model, key in ((Suppression, "channel"), (ConversationWindow, "sender")):
+        keep_keys = select(getattr(model, key)).where(model.tenant_id == tenant_id, model.contact_id == keep.id)
+        await session.execute(delete(model).where(model.tenant_id == tenant_id, model.contact_id == gone.id,
+                                                  getattr(model, key).in_(keep_keys)))
+    for model in (ContactIdentifier, ConsentEntry, Suppression, ConversationWindow, Notification, InboundMessage):
+        await session.execute(update(model).where(model.tenant_id == tenant_id, model.contact_id == gone.id)
+                              .values(contact_id=keep.id))
+    keep.profile_name = keep.profile_name or gone.profile_name
+    keep.whatsapp_username = keep.whatsapp_username or gone.whatsapp_username
+    await session.delete(gone)
+    await session.flush()
+
+
+async def link_inbound(session: AsyncSession, tenant_id: uuid.UUID, *, phone: Identifier | None,
+                       bsuid: Identifier | None, profile_name: str | None = None) -> Contact | None:
+    """Create or merge the contact behind an inbound WhatsApp message; None when it names nobody."""
+    if phone is None and bsuid is None:
+        return None
+    id_repo = IdentifierRepository(session, tenant_id)
+    contacts = ContactRepository(session, tenant_id)
+    phone_row = await id_repo.lookup(phone) if phone else None
+    bsuid_row = await id_repo.lookup(bsuid) if bsuid else None
+    now = utcnow()
+
+    if phone_row and bsuid_row and phone_row.contact_id != bsuid_row.contact_id:
+        await _merge(session, tenant_id, await contacts.get(phone_row.contact_id), await contacts.get(bsuid_row.contact_id))
+        await session.refresh(bsuid_row)
+    anchor = phone_row or bsuid_row
+    contact = await contacts.get(anchor.contact_id) if anchor else contacts.add(Contact())
+    await session.flush()
+
+    if phone and phone_row is None:
+        id_repo.add(ContactIdentifier(contact_id=contact.id, kind="phone", value=phone.value, value_hash=phone.hash))
+    if bsuid:
+        if bsuid_row is None:
+            # A new BSUID for a known person: the old ones stay as history, no longer current.
+            await session.execute(update(ContactIdentifier).where(
+                ContactIdentifier.tenant_id == tenant_id, ContactIdentifier.contact_id == contact.id,
+                ContactIdentifier.kind == "bsuid").values(is_current=False))
+            id_repo.add(ContactIdentifier(contact_id=contact.id, kind="bsuid", value=bsuid.value, value_hash=bsuid.hash))
+        else:
+            bsuid_row.last_seen_at = now
+            bsuid_row.is_current = True
+    if phone_row:
+        phone_row.last_seen_at = now
+    if profile_name and contact.erased_at is None:
+        contact.profile_name = profile_name[:200]
+    await session.flush()
+    return contact
+
+
+async def identifiers(session: AsyncSession, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> Sequence[ContactIdentifier]:
+    return await IdentifierRepository(session, tenant_id).of_contact(contact_id)
+
+
+def current(idents: Sequence[ContactIdentifier], kind: str) -> str | None:
+    """The current clear value of one kind (None once erased)."""
+    for row in sorted(idents, key=lambda r: r.last_seen_at, reverse=True):
+        if row.kind == kind and row.is_current and row.value:
+            return row.value
+    return None
+
+
+# --- consent ----------------------------------------------------------------------------------
+
+async def record_consent(session: AsyncSession, tenant_id: uuid.UUID, contact: Contact, *, channel: str, status: str,
+                         source: str, proof: str | None, captured_at: datetime | None, ip: str | None = None,
+                         user_agent: str | None = None, evidence: str | None = None, actor: Any) -> ConsentEntry:
+    entry = ConsentRepository(session, tenant_id).add(ConsentEntry(
+        contact_id=contact.id, channel=channel, status=status, source=source, proof=proof,
+        captured_at=captured_at or utcnow(), ip=ip, user_agent=user_agent, evidence=evidence))
+    await session.flush()
+    audit.record(session, tenant_id=tenant_id, actor=actor, action=f"consent.{status}", target_type="contact",
+                 target_id=contact.id, after={"channel": channel, "status": status, "source": source, "evidence": evidence})
+    return entry
+
+
+async def consent_state(session: AsyncSession, tenant_id: uuid.UUID, contact_id: uuid.UUID, channel: str) -> str | None:
+    history = await ConsentRepository(session, tenant_id).history(contact_id, channel)
+    return history[0].status if history else None
+
+
+# --- suppressions -----------------------------------------------------------------------------
+
+async def suppression(session: AsyncSession, tenant_id: uuid.UUID, contact_id: uuid.UUID, channel: str) -> Suppression | None:
+    return await SuppressionRepository(session, tenant_id).one_by(contact_id=contact_id, channel=channel)
+
+
+async def suppress(session: AsyncSession, tenant_id: uuid.UUID, contact: Contact, *, channel: str, reason: str,
+                   source: str, evidence: str | None = None, actor: Any) -> tuple[Suppression, bool]:
+    """Idempotent: (row, created)."""
+    existing = await suppression(session, tenant_id, contact.id, channel)
+    if existing is not None:
+        return existing, False
+    row = SuppressionRepository(session, tenant_id).add(Suppression(
+        contact_id=contact.id, channel=channel, reason=reason, source=source, evidence=evidence))
+    await session.flush()
+    audit.record(session, tenant_id=tenant_id, actor=actor, action="suppression.added", target_type="suppression",
+                 target_id=row.id, after={"contact_id": str(contact.id), "channel": channel, "reason": reason,
+                                          "source": source, "evidence": evidence})
+    return row, True
+
+
+async def lift(session: AsyncSession, tenant_id: uuid.UUID, row: Suppression, *, actor: Any) -> None:
+    before = {"contact_id": str(row.contact_id), "channel": row.channel, "reason": row.reason, "source": row.source}
+    await session.delete(row)
+    audit.record(session, tenant_id=tenant_id, actor=actor, action="suppression.removed", target_type="suppression",
+                 target_id=row.id, before=before)
+
+
+# --- the 24h window ---------------------------------------------------------------------------
+
+async def touch_window(session: AsyncSession, tenant_id: uuid.UUID, contact_id: uuid.UUID, sender: str, at: datetime) -> None:
+    repo = WindowRepository(session, tenant_id)
+    row = await repo.one_by(contact_id=contact_id, sender=sender)
+    if row is None:
+        repo.add(ConversationWindow(contact_id=contact_id, sender=sender, last_inbound_at=at))
+    elif at > row.last_inbound_at:  # out-of-order webhooks never move the window back
+        row.last_inbound_at = at
+    await session.flush()
+
+
+async def last_inbound(session: AsyncSession, tenant_id: uuid.UUID, contact_id: uuid.UUID, sender: str | None) -> datetime | None:
+    """Latest inbound to this sender, or to any of the tenant's senders when sending via a Messaging Service."""
+    row = await WindowRepository(session, tenant_id).latest(contact_id, sender)
+    return row.last_inbound_at if row else None

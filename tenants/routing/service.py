@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.repository import TenantRepository
+from tenants.audit import service as audit
+from tenants.routing.models import RoutingPolicy
+from tenants.routing.schemas import RoutingPolicyDoc
+
+
+class RoutingRepository(TenantRepository[RoutingPolicy]):
+    model = RoutingPolicy
+
+
+async def get_policy(session: AsyncSession, tenant_id: uuid.UUID) -> RoutingPolicyDoc:
+    """The stored policy, or the defaults for a tenant that never set one."""
+    row = await RoutingRepository(session, tenant_id).one_by()
+    return msgspec.convert(row.policy, RoutingPolicyDoc) if row else RoutingPolicyDoc()
+
+
+async def put_policy(session: AsyncSession, tenant_id: uuid.UUID, doc: RoutingPolicyDoc, *, actor: Any) -> RoutingPolicyDoc:
+    repo = RoutingRepository(session, tenant_id)
+    row = await repo.one_by()
+    before: dict[str, Any] | None = row.policy if row else None
+    after = msgspec.to_builtins(doc)
+    if row is None:
+        repo.add(RoutingPolicy(policy=after))
+    else:
+        row.policy = after
+    await session.flush()
+    audit.record(session, tenant_id=tenant_id, actor=actor, action="routing.updated", target_type="routing",
+                 target_id=None, before=before, after=after)
+    return doc
+
+
+def messaging_service_for(doc: RoutingPolicyDoc, country: str | None, tenant_default: str | None) -> str | None:
+    """Country-specific service, then the routing default, then the one stored with the credentials."""
+    if country and country in doc.whatsapp.by_country:
+        return doc.whatsapp.by_country[country]
+    return doc.whatsapp.messaging_service_sid or tenant_default
