@@ -13,13 +13,22 @@ from typing import Any, AsyncIterator, Iterator
 import asyncpg
 import pytest
 
+from tests.support.providers import reserve_socket
+
 PG_ADMIN_URL = os.environ.get("NOTIFYGW_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_TEST_URL = os.environ.get("NOTIFYGW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 TEST_DB_NAME = f"notifygw_test_{secrets.token_hex(4)}"
 _pg_base = PG_ADMIN_URL.rsplit("/", 1)[0]
 
+pytest_plugins = ["tests.support.providers", "tests.support.gateway"]
+
 OPERATOR_TOKEN = "op_test_" + secrets.token_urlsafe(16)
 ENCRYPTION_KEYS = "t1:" + "M" * 43  # fixed and obviously non-production; tests of rotation add their own
+
+# The gateway and the emulator call each other, so both ports are fixed before settings are read.
+GATEWAY_SOCKET, EMULATOR_SOCKET = reserve_socket(), reserve_socket()
+GATEWAY_URL = f"http://127.0.0.1:{GATEWAY_SOCKET.getsockname()[1]}"
+EMULATOR_URL = f"http://127.0.0.1:{EMULATOR_SOCKET.getsockname()[1]}"
 
 os.environ.update({
     "NOTIFYGW_ENV": "test",
@@ -28,7 +37,12 @@ os.environ.update({
     "NOTIFYGW_OPERATOR_TOKEN": OPERATOR_TOKEN,
     "NOTIFYGW_ENCRYPTION_KEYS": ENCRYPTION_KEYS,
     "NOTIFYGW_PEPPER": "test-pepper-" + "p" * 20,
-    "NOTIFYGW_PUBLIC_BASE_URL": "https://gw.test",
+    "NOTIFYGW_PUBLIC_BASE_URL": GATEWAY_URL,
+    "NOTIFYGW_TWILIO_API_BASE_URL": EMULATOR_URL,
+    "NOTIFYGW_SENDGRID_API_BASE_URL": EMULATOR_URL,
+    "NOTIFYGW_TRUSTED_MEDIA_HOSTS": EMULATOR_URL.removeprefix("http://"),
+    "NOTIFYGW_ALLOW_HTTP_MEDIA": "1",
+    "NOTIFYGW_PROVIDER_TIMEOUT_SECONDS": "3",
     "NOTIFYGW_LOG_LEVEL": "INFO",
 })
 for leaking in ("TWILIO_EDGE", "TWILIO_REGION", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "SENDGRID_API_KEY"):

@@ -81,6 +81,10 @@ def task(name: str, *, queue: str, max_retries: int = 5, time_limit_ms: int = 60
             queue_name=queue,
             broker=get_broker(),
             max_retries=max_retries,
+            # An unexpected error (a deadlock, a dropped connection) is retried soon, not in minutes:
+            # domain retries with their own backoff are scheduled by the pipeline, not by Dramatiq.
+            min_backoff=500,
+            max_backoff=30_000,
             time_limit=time_limit_ms,
             **options,
         )

@@ -67,6 +67,7 @@ async def reconcile(session: AsyncSession, *, limit: int = 100) -> int:
             log.info("reconcile fetch failed", attempt_id=str(attempt.id), failure=exc.failure.value)
             continue
         code = result.raw.get("error_code")
+        await pipeline.lock(session, n, attempt)
         await apply_status(session, n, attempt, result.status, str(code) if code else None,
                            result.raw.get("error_message"), source="reconciler")
         attempt.updated_at = utcnow()  # not fetched again for another RECONCILE_AFTER

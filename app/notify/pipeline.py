@@ -36,6 +36,14 @@ SEND_EMAIL = "attempt.send_email"
 TWILIO_ACCEPTS_BSUID_TO = False
 
 
+async def lock(session: AsyncSession, n: Notification, attempt: Attempt | None = None) -> None:
+    """Re-read and lock the rows a job is about to change (notification first, then attempt, always
+    in that order): the send job, status callbacks and the fallback can touch them at once."""
+    await session.refresh(n, with_for_update=True)
+    if attempt is not None:
+        await session.refresh(attempt, with_for_update=True)
+
+
 def decide(session: AsyncSession, n: Notification, step: str, result: str, detail: str | None = None) -> None:
     session.add(Decision(tenant_id=n.tenant_id, notification_id=n.id, step=step, result=result, detail=detail))
 
@@ -73,6 +81,7 @@ async def whatsapp_address(session: AsyncSession, n: Notification) -> tuple[str 
 
 
 async def route(session: AsyncSession, n: Notification) -> None:
+    await lock(session, n)
     if n.status != "accepted":
         return  # already routed: a re-delivered job changes nothing
     policy = await get_policy(session, n.tenant_id)
@@ -237,9 +246,13 @@ async def whatsapp_failed(session: AsyncSession, n: Notification, attempt: Attem
 
 
 async def load_attempt(session: AsyncSession, attempt_id: uuid.UUID) -> tuple[Notification, Attempt] | None:
-    """The one unscoped lookup a job makes: the job carries only the id; everything after is scoped."""
+    """The one unscoped lookup a job makes (it carries only the id), with both rows locked."""
     row = (await session.execute(
         select(Attempt, Notification).join(Notification, Notification.id == Attempt.notification_id)
         .where(Attempt.id == attempt_id)
     )).one_or_none()
-    return (row[1], row[0]) if row else None
+    if row is None:
+        return None
+    attempt, n = row
+    await lock(session, n, attempt)
+    return n, attempt

@@ -79,8 +79,10 @@ async def send_whatsapp(session: AsyncSession, n: Notification, attempt: Attempt
         await _on_failure(session, n, attempt, exc, pipeline.SEND_WHATSAPP)
         return
     except ValueError as exc:  # a message we built wrong is a bug, but it must not loop forever
+        await pipeline.lock(session, n, attempt)
         await pipeline.whatsapp_failed(session, n, attempt, FailureClass.PERMANENT, None, str(exc))
         return
+    await pipeline.lock(session, n, attempt)  # a status callback may have got here first
     _accepted(n, attempt, result)
 
 
@@ -113,6 +115,7 @@ def _accepted(n: Notification, attempt: Attempt, result: SendResult) -> None:
 
 
 async def _on_failure(session: AsyncSession, n: Notification, attempt: Attempt, exc: ChannelError, kind: str) -> None:
+    await pipeline.lock(session, n, attempt)
     log.info("provider refused", attempt_id=str(attempt.id), failure=exc.failure.value, code=exc.code)
     attempt.error_class, attempt.error_code, attempt.error_message = exc.failure.value, exc.code, exc.message[:2000]
     if exc.failure.retryable and attempt.tries < MAX_TRIES:
@@ -151,6 +154,7 @@ async def send_email(session: AsyncSession, n: Notification, attempt: Attempt) -
     except ChannelError as exc:
         await _on_failure(session, n, attempt, exc, pipeline.SEND_EMAIL)
         return
+    await pipeline.lock(session, n, attempt)
     _accepted(n, attempt, result)
 
 

@@ -66,11 +66,12 @@ async def _status(session: AsyncSession, event: RawEvent) -> None:
         session.add(ProviderEvent(tenant_id=event.tenant_id, attempt_id=None, raw_event_id=event.id, provider="twilio",
                                   status=status, error_code=code, applied=False))
         return
+    n = await session.get(Notification, attempt.notification_id)
+    assert n is not None and n.tenant_id == event.tenant_id
+    await pipeline.lock(session, n, attempt)
     if attempt.provider_message_id is None:
         # The worker died after Twilio accepted the message: the callback carries our attempt id and links the SID.
         attempt.provider_message_id = sid
-    n = await session.get(Notification, attempt.notification_id)
-    assert n is not None and n.tenant_id == event.tenant_id
     message = first(form, "ErrorMessage") or first(form, "ChannelStatusMessage")
     await apply_status(session, n, attempt, status, code, message, source="callback", raw_event_id=event.id)
 
@@ -186,14 +187,16 @@ async def _sendgrid(session: AsyncSession, event: RawEvent) -> None:
             Attempt.tenant_id == event.tenant_id, Attempt.provider == "sendgrid",
             Attempt.provider_message_id == message_id))).scalar_one_or_none()
     status = SENDGRID_STATUS.get(kind)
+    if attempt is not None:
+        n = await session.get(Notification, attempt.notification_id)
+        assert n is not None
+        await pipeline.lock(session, n, attempt)  # before any insert that references the attempt
     provider_event = ProviderEvent(tenant_id=event.tenant_id, attempt_id=attempt.id if attempt else None, raw_event_id=event.id,
                                    provider="sendgrid", status=kind, error_code=str(data.get("status") or "") or None, applied=False)
     session.add(provider_event)
     if attempt is None:
         event.orphan = True
         return
-    n = await session.get(Notification, attempt.notification_id)
-    assert n is not None
     if kind in ("bounce", "dropped"):
         await _suppress_email(session, event.tenant_id, str(data.get("email") or ""), kind, str(data.get("sg_event_id") or ""))
     if status and advances(attempt.status, status):

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import logging
 import secrets
+import string
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -28,6 +29,11 @@ API_VERSION = "2010-04-01"
 def sid(prefix: str) -> str:
     """A Twilio-shaped SID: two letters and 32 lowercase hex digits."""
     return prefix + secrets.token_hex(16)
+
+
+def _alnum(length: int) -> str:
+    """Twilio API key secrets are 32 letters and digits."""
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
 
 
 def rfc2822(ts: float | None) -> str | None:
@@ -251,7 +257,7 @@ class EmulatorState:
             self._sender_seq += 1
         account = Account(
             sid=sid("AC"), auth_token=secrets.token_hex(16), api_key_sid=sid("SK"),
-            api_key_secret=secrets.token_urlsafe(24), whatsapp_from="whatsapp:" + number,
+            api_key_secret=_alnum(32), whatsapp_from="whatsapp:" + number,
             messaging_service_sid=sid("MG"), channel_install_sid=sid("XE"),
             friendly_name=friendly_name or f"notifygw emulator subaccount {len(self.accounts) + 1}",
             date_created=self.now(), inbound_url=inbound_url)

@@ -1,4 +1,4 @@
-"""Fixtures for channel tests: a real emulator server and a real callback receiver.
+"""Provider fixtures (loaded by tests/conftest.py): a real emulator server and a real callback receiver.
 
 `emulator`      the Twilio/SendGrid emulator (channels.emulator) served by uvicorn on 127.0.0.1 in a
                 background thread. One server per session; its state is reset around every test.
@@ -88,13 +88,19 @@ def _poll(fn: Callable[[], T], timeout: float, what: str) -> T:
         time.sleep(0.01)
 
 
-class UvicornThread:
-    """Serve an ASGI app with uvicorn on a free 127.0.0.1 port in a daemon thread."""
+def reserve_socket() -> socket.socket:
+    """A bound 127.0.0.1 socket on a free port, kept until a server takes it (so the port can be configured first)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
-    def __init__(self, app: Any) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+
+class UvicornThread:
+    """Serve an ASGI app with uvicorn on 127.0.0.1 in a daemon thread."""
+
+    def __init__(self, app: Any, sock: socket.socket | None = None) -> None:
+        self._sock = sock or reserve_socket()
         self.port = self._sock.getsockname()[1]
         config = uvicorn.Config(app, loop="asyncio", http="h11", lifespan="on", log_config=None,
                                 access_log=False, timeout_graceful_shutdown=1)
@@ -207,8 +213,10 @@ class Emulator:
 
 @pytest.fixture(scope="session")
 def emulator_server() -> Iterator[tuple[UvicornThread, EmulatorState]]:
+    from tests.conftest import EMULATOR_SOCKET  # its port is already in the gateway's settings
+
     state = EmulatorState(**EMULATOR_DEFAULTS)
-    server = UvicornThread(create_emulator_app(state))
+    server = UvicornThread(create_emulator_app(state), EMULATOR_SOCKET)
     server.start()
     yield server, state
     server.stop()
