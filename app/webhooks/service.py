@@ -33,11 +33,23 @@ KEYWORD_ACTOR = SystemActor("inbound_keyword")
 
 
 async def process(session: AsyncSession, event: RawEvent) -> None:
+    """Apply one stored event. Each kind checks its own marker of having been applied (a provider
+    event or inbound message row), so a replay of an applied event is a no-op."""
     if event.processed_at is not None:
         return
-    handler = {"status": _status, "inbound": _inbound, "sendgrid": _sendgrid}[event.kind]
-    await handler(session, event)
+    if not await _already_applied(session, event):
+        handler = {"status": _status, "inbound": _inbound, "sendgrid": _sendgrid}[event.kind]
+        await handler(session, event)
     event.processed_at = utcnow()
+
+
+async def _already_applied(session: AsyncSession, event: RawEvent) -> bool:
+    if event.kind == "inbound":
+        sid = first(event.payload["form"], "MessageSid") or first(event.payload["form"], "SmsMessageSid") or ""
+        marker = select(InboundMessage.id).where(InboundMessage.tenant_id == event.tenant_id, InboundMessage.message_sid == sid)
+    else:
+        marker = select(ProviderEvent.id).where(ProviderEvent.tenant_id == event.tenant_id, ProviderEvent.raw_event_id == event.id)
+    return (await session.execute(marker.limit(1))).first() is not None
 
 
 # --- Twilio status callbacks ------------------------------------------------------------------
@@ -120,10 +132,6 @@ async def _inbound(session: AsyncSession, event: RawEvent) -> None:
         count = 0
     for i in range(count):
         media.append({"url": first(form, f"MediaUrl{i}"), "content_type": first(form, f"MediaContentType{i}")})
-    existing = (await session.execute(select(InboundMessage).where(
-        InboundMessage.tenant_id == tenant_id, InboundMessage.message_sid == sid))).scalar_one_or_none()
-    if existing is not None:  # the same message under another idempotency token
-        return
     received_at = event.received_at
     session.add(InboundMessage(
         tenant_id=tenant_id, contact_id=contact.id if contact else None, message_sid=sid,
