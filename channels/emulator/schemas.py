@@ -52,3 +52,4 @@ class Config(msgspec.Struct, forbid_unknown_fields=True):
     webhook_connect_timeout: float | None = None
     webhook_read_timeout: float | None = None
     accept_bsuid_to: bool | None = None
+    response_latency_seconds: float | None = None

@@ -192,7 +192,7 @@ class EmulatorState:
 
     def __init__(self, *, slow_response_seconds: float = 30.0, callback_delay_seconds: float = 0.0,
                  webhook_connect_timeout: float = 5.0, webhook_read_timeout: float = 15.0,
-                 accept_bsuid_to: bool = True) -> None:
+                 accept_bsuid_to: bool = True, response_latency_seconds: float = 0.0) -> None:
         # Configuration (tests shorten these). Defaults follow Twilio's: ct=5000 ms, rt=15000 ms.
         self.slow_response_seconds = slow_response_seconds
         self.callback_delay_seconds = callback_delay_seconds
@@ -200,6 +200,8 @@ class EmulatorState:
         self.webhook_read_timeout = webhook_read_timeout
         # Whether To=whatsapp:<BSUID> is accepted (Meta's API sends to BSUIDs; Twilio's support is unverified).
         self.accept_bsuid_to = accept_bsuid_to
+        # Added to every Messages create before the 201 (the message already exists): fault tests kill workers mid-call.
+        self.response_latency_seconds = response_latency_seconds
         self._tasks: set[asyncio.Task[Any]] = set()
         self._clear()
 

@@ -179,6 +179,8 @@ async def create_message(request: Request[Any, Any, Any], account_sid: str, emu:
     emu.spawn(run_lifecycle(emu, message, account))
     if magic and magic.slow:
         await asyncio.sleep(emu.slow_response_seconds)
+    elif emu.response_latency_seconds:
+        await asyncio.sleep(emu.response_latency_seconds)
     return Response(created, status_code=201)
 
 

@@ -67,7 +67,8 @@ T = TypeVar("T")
 # The fixture's configuration, restored on every reset. The 30 s delay of +15005550005 is the contract;
 # tests that want to wait for it shorten it with emulator.configure(slow_response_seconds=...).
 EMULATOR_DEFAULTS = {"slow_response_seconds": 30.0, "callback_delay_seconds": 0.0,
-                     "webhook_connect_timeout": 2.0, "webhook_read_timeout": 5.0, "accept_bsuid_to": True}
+                     "webhook_connect_timeout": 2.0, "webhook_read_timeout": 5.0, "accept_bsuid_to": True,
+                     "response_latency_seconds": 0.0}
 
 
 class EmulatorCallError(AssertionError):
