@@ -8,6 +8,7 @@ suspension made on another API process takes effect (on this process it is immed
 from __future__ import annotations
 
 import hmac
+import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,13 +23,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.config import get_settings
 from app.core.db import utcnow
 from app.core.deps import DbSession
-from app.core.errors import Forbidden, Unauthenticated
+from app.core.errors import Forbidden, RateLimited, Unauthenticated
+from app.core.logging import get_logger
+from app.core.ratelimit import limiter
 from tenants.accounts.models import Tenant
 from tenants.api_keys.models import ApiKey
 from tenants.api_keys.token import parse_key
 
+log = get_logger("notifygw.auth")
 SCOPES = ("notifications:send", "notifications:read", "admin")
 KEY_CACHE_TTL = 5.0
+# Requests per second per tenant when the operator has set none; bursts of twice that are allowed.
+DEFAULT_API_RATE = 200
 LAST_USED_PRECISION = timedelta(seconds=60)
 
 
@@ -74,6 +80,7 @@ class _CachedKey:
     environment: str
     revoked: bool
     tenant_status: str
+    api_rate: int
     loaded_at: float
 
 
@@ -114,17 +121,18 @@ def _bearer(request: Request[Any, Any, Any]) -> str:
 
 async def _load_key(session: AsyncSession, public_id: str) -> _CachedKey | None:
     row = (await session.execute(
-        select(ApiKey, Tenant.status).join(Tenant, Tenant.id == ApiKey.tenant_id).where(ApiKey.public_id == public_id)
+        select(ApiKey, Tenant.status, Tenant.api_rate_per_second).join(Tenant, Tenant.id == ApiKey.tenant_id)
+        .where(ApiKey.public_id == public_id)
     )).one_or_none()
     if row is None:
         return None
-    key, tenant_status = row
+    key, tenant_status, api_rate = row
     # last_used_at is written at most once a minute per key, on a cache refill, never per request.
     seen = key_cache.last_used.get(key.id)
     if seen is not None and (key.last_used_at is None or seen - key.last_used_at >= LAST_USED_PRECISION):
         await session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=seen))
     return _CachedKey(key.id, key.tenant_id, key.secret_hash, frozenset(key.scopes), key.environment,
-                      key.revoked_at is not None, tenant_status, time.monotonic())
+                      key.revoked_at is not None, tenant_status, api_rate or DEFAULT_API_RATE, time.monotonic())
 
 
 async def authenticate_key(request: Request[Any, Any, Any], session: AsyncSession) -> Principal:
@@ -142,7 +150,19 @@ async def authenticate_key(request: Request[Any, Any, Any], session: AsyncSessio
     if entry.tenant_status != "active":
         raise TenantSuspended("tenant suspended")
     key_cache.last_used[entry.key_id] = utcnow()
+    await _within_rate(entry)
     return Principal("api_key", entry.tenant_id, entry.key_id, entry.scopes, entry.environment)
+
+
+async def _within_rate(entry: _CachedKey) -> None:
+    """The per-tenant API limit keeps one tenant from starving the others (429 + Retry-After)."""
+    try:
+        allowed, wait = await limiter().acquire(f"api:{entry.tenant_id}", entry.api_rate, burst=2 * entry.api_rate)
+    except Exception:  # the limiter's store (Redis) is down: serve rather than refuse everyone
+        log.warning("rate limiter unavailable; request not limited")
+        return
+    if not allowed:
+        raise RateLimited(math.ceil(wait), f"tenant API rate limit of {entry.api_rate}/s exceeded")
 
 
 def require_scope(scope: str) -> Provide:

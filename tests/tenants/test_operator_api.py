@@ -92,3 +92,17 @@ async def test_operator_changes_are_audited(client):
     assert update["actor_type"] == "operator"
     assert update["before"]["api_rate_per_second"] is None and update["after"]["api_rate_per_second"] == 20
     assert update["request_id"]
+
+
+async def test_per_tenant_rate_limit_is_429_with_retry_after(client):
+    tenant, headers = await tenant_with_key(client)
+    other, other_headers = await tenant_with_key(client)
+    r = await client.patch(f"/operator/v1/tenants/{tenant['id']}", json={"api_rate_per_second": 1}, headers=OPERATOR)
+    assert r.status_code == 200
+    codes = [(await client.get("/v1/api-keys", headers=headers)) for _ in range(6)]
+    limited = [r for r in codes if r.status_code == 429]
+    assert limited, [r.status_code for r in codes]
+    assert int(limited[0].headers["retry-after"]) >= 1
+    assert limited[0].headers["content-type"].startswith("application/problem+json")
+    # Another tenant is not affected.
+    assert (await client.get("/v1/api-keys", headers=other_headers)).status_code == 200
