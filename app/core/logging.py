@@ -70,8 +70,8 @@ _SHARED = [
 ]
 
 
-def configure_logging(level: str = "INFO", stream: Any = None) -> None:
-    formatter = structlog.stdlib.ProcessorFormatter(
+def json_formatter() -> logging.Formatter:
+    return structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=[*_SHARED, _stdlib_extras],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -80,8 +80,11 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
             structlog.processors.JSONRenderer(),
         ],
     )
+
+
+def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(formatter)
+    handler.setFormatter(json_formatter())
     root = logging.getLogger()
     for h in list(root.handlers):
         if getattr(h, "_notifygw", False):
