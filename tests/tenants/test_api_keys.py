@@ -4,7 +4,7 @@ import uuid
 
 from sqlalchemy import event
 
-from app.core.db import get_engine
+from sqlalchemy.engine import Engine
 from tenants.api_keys.token import new_key, parse_key
 from tests.factories import bearer, make_key, tenant_with_key
 
@@ -32,14 +32,16 @@ async def test_broken_checksum_is_401_without_a_query(client):
         if "api_keys" in statement:  # other tests' background work may share the engine
             statements.append(statement)
 
-    engine = get_engine().sync_engine
-    event.listen(engine, "before_cursor_execute", count)
+    # On the Engine class: the app under test runs on its own loop, with its own engine.
+    event.listen(Engine, "before_cursor_execute", count)
     try:
         r = await client.get("/v1/api-keys", headers=bearer(forged))
+        assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json")
+        assert statements == []
+        r = await client.get("/v1/api-keys", headers=bearer(key))  # the listener does see a real lookup
+        assert r.status_code == 200 and statements
     finally:
-        event.remove(engine, "before_cursor_execute", count)
-    assert r.status_code == 401 and r.headers["content-type"].startswith("application/problem+json")
-    assert statements == []
+        event.remove(Engine, "before_cursor_execute", count)
 
 
 async def test_unknown_and_missing_keys_are_401(client):

@@ -1,0 +1,86 @@
+"""Dependencies down: readiness names what is down, requests get 503 problem+json with Retry-After, never 500."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from app.core import db
+from app.health import controllers as health
+from tests.factories import OPERATOR, tenant_with_key
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens here once the socket closes
+
+
+@pytest.fixture
+def database_down(monkeypatch):
+    """Every loop's engine points at a port where no PostgreSQL listens (a real refused connection)."""
+    url = f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port()}/nope"
+    engines: dict[int, tuple] = {}
+
+    def bad_engine_for_this_loop():
+        key = id(asyncio.get_running_loop())
+        if key not in engines:
+            engine = db.make_engine(url)
+            engines[key] = (engine, async_sessionmaker(engine, expire_on_commit=False))
+        return engines[key]
+
+    monkeypatch.setattr(db, "_for_this_loop", bad_engine_for_this_loop)
+
+
+async def test_readyz_names_the_broker_when_redis_is_down(client, monkeypatch):
+    from dramatiq.brokers.redis import RedisBroker
+
+    down = RedisBroker(url=f"redis://127.0.0.1:{closed_port()}/0", socket_connect_timeout=0.2)
+    monkeypatch.setattr(health, "get_broker", lambda: down)
+    r = await client.get("/readyz")
+    assert r.status_code == 503 and r.headers["retry-after"]
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["down"] == ["broker"]
+
+
+async def test_database_down_is_503_not_500(client, database_down):
+    r = await client.get("/readyz")
+    assert r.status_code == 503 and r.json()["down"] == ["database"]
+    r = await client.get("/v1/api-keys", headers={"Authorization": "Bearer ngw_live_0123456789abcdef_" + "0" * 64 + "_0000000"})
+    assert r.status_code in (401, 503)  # a forged key is refused before any query
+    r = await client.post("/operator/v1/tenants", json={"name": "x"}, headers=OPERATOR)
+    assert r.status_code == 503 and r.headers["retry-after"] and r.json()["detail"] == "database unavailable"
+
+
+async def test_notifications_accepted_while_redis_is_down(client, monkeypatch):
+    """The outbox is in PostgreSQL: with the broker refusing connections the request still answers 202,
+    and the work waits in the outbox for the sweeper."""
+    import dramatiq
+    from dramatiq.brokers.redis import RedisBroker
+    from sqlalchemy import select
+
+    from app.core.db import session_factory
+    from app.notify.service import ROUTE
+    from app.outbox import service as outbox
+    from app.outbox.models import OutboxItem
+    from tests.factories import bearer, make_key
+    from tests.tenants.test_templates_routing import ORDER_SHIPPED
+
+    down = RedisBroker(url=f"redis://127.0.0.1:{closed_port()}/0", socket_connect_timeout=0.2, socket_timeout=0.2)
+    unreachable = dramatiq.Actor(lambda _id: None, broker=down, actor_name="notifications.route.down",
+                                 queue_name="notifications", priority=0, options={})
+    monkeypatch.setitem(outbox._ACTORS, ROUTE, unreachable)
+
+    tenant, admin = await tenant_with_key(client, ["admin"])
+    assert (await client.post("/v1/templates", json=ORDER_SHIPPED, headers=admin)).status_code == 201
+    sender = bearer(await make_key(client, tenant["id"], ["notifications:send"]))
+    r = await client.post("/v1/notifications", headers=sender, json={
+        "to": {"phone": "+14155550123"}, "template": "order_shipped",
+        "variables": {"name": "A", "order": "1", "carrier": "UPS"}})
+    assert r.status_code == 202, r.text
+    async with session_factory()() as s:
+        item = (await s.execute(select(OutboxItem).where(OutboxItem.kind == ROUTE))).scalar_one()
+        assert item.state == "pending" and str(item.ref_id) == r.json()["id"]
