@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool | No
         openapi_config=openapi_config(),
         lifespan=[lifespan],
         debug=False,
+        logging_config=None,  # app.core.logging owns the handlers (JSON, redacted)
     )
     # Outermost, not per-route: unmatched paths (404/405) carry a request id too.
     app.asgi_handler = request_id_middleware(app.asgi_handler)

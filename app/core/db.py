@@ -80,12 +80,21 @@ _engines: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[AsyncEngin
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        # The driver's own transaction handling starts transactions only at the first write, so two
+        # units of work could read the same row and both write it. We begin them ourselves, below.
+        dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         # WAL + busy timeout: the dev API and dev worker write from two loops at once.
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA busy_timeout=10000")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        # SQLite has no SELECT ... FOR UPDATE: taking the write lock at BEGIN serialises units of work,
+        # which is what the row locks do on PostgreSQL (the embedded default is single-node anyway).
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_engine(url: str) -> AsyncEngine:

@@ -86,10 +86,15 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(json_formatter())
     root = logging.getLogger()
+    # We own logging in our processes: drop what Litestar, uvicorn or the dramatiq CLI installed,
+    # so every line is one JSON event that went through the redaction step.
     for h in list(root.handlers):
-        if getattr(h, "_notifygw", False):
-            root.removeHandler(h)
-    handler._notifygw = True  # type: ignore[attr-defined]
+        root.removeHandler(h)
+    for name in ("dramatiq", "uvicorn", "uvicorn.error", "uvicorn.access", "litestar"):
+        lib = logging.getLogger(name)
+        for h in list(lib.handlers):
+            lib.removeHandler(h)
+        lib.propagate = True
     root.addHandler(handler)
     root.setLevel(level)
     for noisy in ("sqlalchemy.engine", "aiosqlite", "asyncio"):
