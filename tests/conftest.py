@@ -34,6 +34,7 @@ os.environ.update({
     "NOTIFYGW_ENV": "test",
     "NOTIFYGW_DATABASE_URL": f"{_pg_base.replace('postgresql://', 'postgresql+asyncpg://')}/{TEST_DB_NAME}",
     "NOTIFYGW_REDIS_URL": REDIS_TEST_URL,
+    "NOTIFYGW_REDIS_NAMESPACE": TEST_DB_NAME,  # parallel runs share the Redis db without touching each other
     "NOTIFYGW_OPERATOR_TOKEN": OPERATOR_TOKEN,
     "NOTIFYGW_ENCRYPTION_KEYS": ENCRYPTION_KEYS,
     "NOTIFYGW_PEPPER": "test-pepper-" + "p" * 20,
@@ -88,9 +89,14 @@ def redis_client() -> Iterator[Any]:
     import redis
 
     client = redis.Redis.from_url(REDIS_TEST_URL)
-    client.flushdb()  # only the dedicated test database
+
+    def clear() -> None:  # only this run's keys, in the dedicated test database
+        for key in client.scan_iter(match=f"{TEST_DB_NAME}*", count=1000):
+            client.delete(key)
+
+    clear()
     yield client
-    client.flushdb()
+    clear()
     client.close()
 
 

@@ -95,6 +95,8 @@ class Settings:
     trusted_media_hosts: tuple[str, ...] = field(default_factory=tuple)
     mount_emulator: bool = False
     allow_http_media: bool = False
+    # Prefix of every Redis key (queues, rate limits): lets deployments, or parallel test runs, share a Redis.
+    redis_namespace: str = "notifygw"
 
     @property
     def is_sqlite(self) -> bool:
@@ -163,6 +165,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev: bool | None = No
         trusted_media_hosts=tuple(h.strip() for h in (get("TRUSTED_MEDIA_HOSTS") or "").split(",") if h.strip()),
         mount_emulator=dev or _flag(get("MOUNT_EMULATOR")),
         allow_http_media=dev or _flag(get("ALLOW_HTTP_MEDIA")),
+        redis_namespace=get("REDIS_NAMESPACE") or "notifygw",
     )
 
 

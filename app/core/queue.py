@@ -37,7 +37,7 @@ def setup_broker(settings: Settings | None = None) -> dramatiq.Broker:
 
         # Short socket timeouts: with Redis down, enqueue fails fast and the outbox keeps the job.
         pool = redis.ConnectionPool.from_url(settings.redis_url, socket_timeout=1.0, socket_connect_timeout=0.5)
-        broker: dramatiq.Broker = RedisBroker(connection_pool=pool, namespace="notifygw")
+        broker: dramatiq.Broker = RedisBroker(connection_pool=pool, namespace=settings.redis_namespace)
     else:
         broker = StubBroker()
         broker.emit_after("process_boot")

@@ -41,10 +41,9 @@ def _params(rate_per_second: float, burst: int) -> tuple[float, float]:
 
 
 class RedisLimiter:
-    def __init__(self, url: str) -> None:
-        import redis.asyncio as aioredis
-
+    def __init__(self, url: str, namespace: str = "notifygw") -> None:
         self._url = url
+        self._namespace = namespace
         self._clients: dict[int, aioredis.Redis] = {}
         self._script_source = _GCRA
 
@@ -61,7 +60,7 @@ class RedisLimiter:
     async def acquire(self, key: str, rate_per_second: float, burst: int = 1) -> tuple[bool, float]:
         interval, tolerance = _params(rate_per_second, burst)
         client = self._client()
-        allowed, wait = await client.eval(self._script_source, 1, f"notifygw:rl:{key}", interval, tolerance)
+        allowed, wait = await client.eval(self._script_source, 1, f"{self._namespace}:rl:{key}", interval, tolerance)
         return bool(int(allowed)), float(wait)
 
 
@@ -83,5 +82,5 @@ class MemoryLimiter:
 
 @lru_cache(maxsize=1)
 def limiter() -> Limiter:
-    url = get_settings().redis_url
-    return RedisLimiter(url) if url else MemoryLimiter()
+    settings = get_settings()
+    return RedisLimiter(settings.redis_url, settings.redis_namespace) if settings.redis_url else MemoryLimiter()
