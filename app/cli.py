@@ -95,15 +95,25 @@ def dev(host: str, port: int) -> None:
     from app.core import migrate as migrations
     from app.dev import bootstrap
 
-    os.environ.setdefault("NOTIFYGW_PUBLIC_BASE_URL", f"http://{host}:{port}")
+    # The emulator is mounted in this very server: providers, their callbacks and media all point here.
+    # Each can still be overridden from the environment.
+    own = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # a wildcard is not an address to call
+    base = f"http://{f'[{own}]' if ':' in own else own}:{port}"
+    os.environ.setdefault("NOTIFYGW_PUBLIC_BASE_URL", base)
+    os.environ.setdefault("NOTIFYGW_TWILIO_API_BASE_URL", base)
+    os.environ.setdefault("NOTIFYGW_SENDGRID_API_BASE_URL", base)
+    trusted = [h.strip() for h in os.environ.get("NOTIFYGW_TRUSTED_MEDIA_HOSTS", "").split(",") if h.strip()]
+    if f"{own.lower()}:{port}" not in trusted:  # "host:port", as the media guard compares it
+        os.environ["NOTIFYGW_TRUSTED_MEDIA_HOSTS"] = ",".join([*trusted, f"{own.lower()}:{port}"])
     settings = load_settings(dev=True)
     set_settings(settings)
     migrations.upgrade(settings.database_url)
     from app.asgi import create_app
 
     app = create_app(settings)
-    banner = bootstrap(settings)
+    banner = bootstrap(app, settings)
     click.echo(banner)
+    sys.stdout.flush()  # before the server's logs, even when stdout is a pipe or a file
     uvicorn.run(app, host=host, port=port, loop="uvloop", http="httptools", access_log=False, log_config=None)
 
 

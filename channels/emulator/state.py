@@ -164,6 +164,19 @@ class SendgridKey:
     event_webhook_url: str | None = None
 
     @property
+    def private_key_pem(self) -> str:
+        """The event-signing private key as unencrypted PKCS#8 PEM: fake, emulator-only, for saving and restoring."""
+        return self.private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                              serialization.NoEncryption()).decode()
+
+    @staticmethod
+    def load_private_key(pem: str) -> ec.EllipticCurvePrivateKey:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("not an EC private key")
+        return key
+
+    @property
     def public_key_b64(self) -> str:
         der = self.private_key.public_key().public_bytes(serialization.Encoding.DER,
                                                          serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -248,24 +261,52 @@ class EmulatorState:
         return len(self._tasks)
 
     # accounts
-    def create_account(self, *, friendly_name: str | None = None, inbound_url: str | None = None) -> Account:
-        self._sender_seq += 1
-        while True:
-            # "whatsapp:+1415523xxxx", unique per account (the Sandbox number is +14155238886: skip it).
-            number = f"+1415523{(self._sender_seq + 1000) % 10000:04d}"
-            taken = {a.whatsapp_from for a in self.accounts.values()}
-            if number != "+14155238886" and "whatsapp:" + number not in taken:
-                break
+    def create_account(self, *, friendly_name: str | None = None, inbound_url: str | None = None,
+                       account_sid: str | None = None, auth_token: str | None = None,
+                       api_key_sid: str | None = None, api_key_secret: str | None = None,
+                       whatsapp_from: str | None = None, messaging_service_sid: str | None = None) -> Account:
+        """A new subaccount; random credentials unless given (`notifygw dev` restores a saved one)."""
+        if account_sid is not None and account_sid in self.accounts:
+            raise ValueError(f"account {account_sid} exists")
+        if api_key_sid is not None and api_key_sid in self.api_keys:
+            raise ValueError(f"API key {api_key_sid} exists")
+        if whatsapp_from is not None:
+            whatsapp_from = whatsapp_from if whatsapp_from.startswith("whatsapp:") else "whatsapp:" + whatsapp_from
+            if whatsapp_from in {a.whatsapp_from for a in self.accounts.values()}:
+                raise ValueError(f"sender {whatsapp_from} belongs to another account")
+        else:
             self._sender_seq += 1
+            while True:
+                # "whatsapp:+1415523xxxx", unique per account (the Sandbox number is +14155238886: skip it).
+                number = f"+1415523{(self._sender_seq + 1000) % 10000:04d}"
+                taken = {a.whatsapp_from for a in self.accounts.values()}
+                if number != "+14155238886" and "whatsapp:" + number not in taken:
+                    break
+                self._sender_seq += 1
+            whatsapp_from = "whatsapp:" + number
         account = Account(
-            sid=sid("AC"), auth_token=secrets.token_hex(16), api_key_sid=sid("SK"),
-            api_key_secret=_alnum(32), whatsapp_from="whatsapp:" + number,
-            messaging_service_sid=sid("MG"), channel_install_sid=sid("XE"),
+            sid=account_sid or sid("AC"), auth_token=auth_token or secrets.token_hex(16),
+            api_key_sid=api_key_sid or sid("SK"), api_key_secret=api_key_secret or _alnum(32),
+            whatsapp_from=whatsapp_from, messaging_service_sid=messaging_service_sid or sid("MG"),
+            channel_install_sid=sid("XE"),
             friendly_name=friendly_name or f"notifygw emulator subaccount {len(self.accounts) + 1}",
             date_created=self.now(), inbound_url=inbound_url)
         self.accounts[account.sid] = account
         self.api_keys[account.api_key_sid] = account.sid
         return account
+
+    def create_template(self, account_sid: str, variables: list[str], *, body: str | None = None,
+                        content_sid: str | None = None) -> Template:
+        """An approved Content template (what POST /_emulator/twilio/templates makes), optionally with a given sid."""
+        if account_sid not in self.accounts:
+            raise KeyError(f"no account {account_sid}")
+        content_sid = content_sid or sid("HX")
+        if content_sid in self.templates:
+            raise ValueError(f"template {content_sid} exists")
+        body = body or ("Emulated template " + " ".join("{{" + v + "}}" for v in variables)).strip()
+        template = Template(content_sid, account_sid, list(variables), body)
+        self.templates[content_sid] = template
+        return template
 
     def account_for_service(self, messaging_service_sid: str) -> Account | None:
         return next((a for a in self.accounts.values() if a.messaging_service_sid == messaging_service_sid), None)
@@ -279,9 +320,15 @@ class EmulatorState:
         return opened is not None and self.now() - opened < WINDOW_SECONDS
 
     # SendGrid
-    def create_sendgrid_key(self, event_webhook_url: str | None = None) -> SendgridKey:
-        api_key = f"SG.{secrets.token_urlsafe(16)}.{secrets.token_urlsafe(32)}"
-        key = SendgridKey(api_key=api_key, private_key=ec.generate_private_key(ec.SECP256R1()),
+    def create_sendgrid_key(self, event_webhook_url: str | None = None, *, api_key: str | None = None,
+                            private_key: ec.EllipticCurvePrivateKey | None = None) -> SendgridKey:
+        """A new API key with its own event-signing P-256 key pair; random unless given (to restore a saved key)."""
+        api_key = api_key or f"SG.{secrets.token_urlsafe(16)}.{secrets.token_urlsafe(32)}"
+        if api_key in self.sendgrid_keys:
+            raise ValueError("this SendGrid key exists")
+        if private_key is not None and not isinstance(private_key.curve, ec.SECP256R1):
+            raise ValueError("SendGrid signs events with a P-256 (secp256r1) key")
+        key = SendgridKey(api_key=api_key, private_key=private_key or ec.generate_private_key(ec.SECP256R1()),
                           event_webhook_url=event_webhook_url)
         self.sendgrid_keys[api_key] = key
         return key
