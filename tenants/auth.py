@@ -26,6 +26,7 @@ from app.core.deps import DbSession
 from app.core.errors import Forbidden, RateLimited, Unauthenticated
 from app.core.logging import get_logger
 from app.core.ratelimit import limiter
+from app.metrics.registry import RATE_LIMIT_WAITS
 from tenants.accounts.models import Tenant
 from tenants.api_keys.models import ApiKey
 from tenants.api_keys.token import parse_key
@@ -162,6 +163,7 @@ async def _within_rate(entry: _CachedKey) -> None:
         log.warning("rate limiter unavailable; request not limited")
         return
     if not allowed:
+        RATE_LIMIT_WAITS.labels("tenant_api").inc()
         raise RateLimited(math.ceil(wait), f"tenant API rate limit of {entry.api_rate}/s exceeded")
 
 

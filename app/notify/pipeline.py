@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import utcnow
+from app.metrics import registry as metrics
 from app.notify.models import Attempt, Decision, Notification
 from app.notify.status import notification_status
 from app.outbox import service as outbox
@@ -196,6 +197,7 @@ async def fall_back(session: AsyncSession, n: Notification, reason: str, *, poli
     except IntegrityError:  # another path already fell back: exactly once
         return False
     decide(session, n, "fallback", "email", reason)
+    metrics.FALLBACKS.labels(reason).inc()
     n.status, n.channel = "queued", "email"
     await outbox.enqueue(session, n.tenant_id, SEND_EMAIL, attempt.id)
     return True
@@ -207,17 +209,27 @@ def _email_ident(address: str):  # noqa: ANN202
     return email(address)
 
 
+FINAL = {"delivered", "read", "failed", "suppressed"}
+
+
+def set_status(n: Notification, status: str) -> None:
+    """Every notification status change goes through here, so the outcome is counted once."""
+    if status != n.status and n.status not in FINAL and status in FINAL:
+        metrics.NOTIFICATIONS.labels(str(n.tenant_id), n.channel or "none", status).inc()
+    n.status = status
+
+
 def _finish_without_channel(n: Notification, reason: str) -> None:
     if n.channel is None or n.status in ("accepted",):
-        n.status = "suppressed" if reason == "opted_out" else "failed"
+        set_status(n, "suppressed" if reason == "opted_out" else "failed")
     elif n.channel == "whatsapp":
-        n.status = "failed"
+        set_status(n, "failed")
 
 
 def sync_status(n: Notification, attempt: Attempt) -> None:
     """The notification follows the attempt on the channel that finally carries it."""
     if n.channel == attempt.channel:
-        n.status = notification_status(attempt.status)
+        set_status(n, notification_status(attempt.status))
 
 
 async def whatsapp_failed(session: AsyncSession, n: Notification, attempt: Attempt, failure: FailureClass,
@@ -242,7 +254,7 @@ async def whatsapp_failed(session: AsyncSession, n: Notification, attempt: Attem
         reason = "failed"  # every definitive failure is at least a 'failed'
     await fall_back(session, n, reason, policy=policy)
     if n.channel == "whatsapp":
-        n.status = "failed"
+        set_status(n, "failed")
 
 
 async def load_attempt(session: AsyncSession, attempt_id: uuid.UUID) -> tuple[Notification, Attempt] | None:

@@ -7,6 +7,9 @@ the sweeper can see (see docs/delivery-guarantees.md).
 from __future__ import annotations
 
 import random
+import time
+from contextlib import contextmanager
+from typing import Iterator
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +19,7 @@ from app.core.config import get_settings
 from app.core.db import utcnow
 from app.core.logging import get_logger
 from app.core.ratelimit import limiter
+from app.metrics import registry as metrics
 from app.notify import pipeline
 from app.notify.models import Attempt, Notification
 from app.outbox import service as outbox
@@ -29,6 +33,15 @@ MAX_TRIES = 6
 # About ten minutes in all: 10 s, 30 s, 60 s, 2 min, 6 min (before jitter).
 BACKOFF_SECONDS = (10, 30, 60, 120, 360)
 SENDABLE = {"pending", "retry_wait"}
+
+
+@contextmanager
+def _timed(provider: str, operation: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        metrics.PROVIDER_CALLS.labels(provider, operation).observe(time.perf_counter() - started)
 
 
 def backoff_ms(tries: int, retry_after: float | None) -> int:
@@ -50,6 +63,7 @@ async def _pace(session: AsyncSession, n: Notification, attempt: Attempt, kind: 
         allowed, wait = False, 1.0
     if allowed:
         return True
+    metrics.RATE_LIMIT_WAITS.labels("whatsapp_sender").inc()
     await outbox.enqueue(session, n.tenant_id, kind, attempt.id, delay_ms=max(50, int(wait * 1000)))
     return False
 
@@ -73,9 +87,11 @@ async def send_whatsapp(session: AsyncSession, n: Notification, attempt: Attempt
     message = await _whatsapp_message(session, n, attempt)
     await _mark_sending(session, attempt)
     try:
-        result = await _simulate(attempt) if attempt.provider == "simulated" else \
-            await providers.twilio().send(credentials.twilio_secrets(row), message)
+        with _timed("twilio", "send"):
+            result = await _simulate(attempt) if attempt.provider == "simulated" else \
+                await providers.twilio().send(credentials.twilio_secrets(row), message)
     except ChannelError as exc:
+        metrics.PROVIDER_ERRORS.labels("twilio", exc.failure.value).inc()
         await _on_failure(session, n, attempt, exc, pipeline.SEND_WHATSAPP)
         return
     except ValueError as exc:  # a message we built wrong is a bug, but it must not loop forever
@@ -127,7 +143,7 @@ async def _on_failure(session: AsyncSession, n: Notification, attempt: Attempt, 
     if kind == pipeline.SEND_EMAIL:
         attempt.status = "failed"
         pipeline.decide(session, n, "outcome", exc.failure.value, f"email: {exc.message}")
-        n.status = "failed"
+        pipeline.set_status(n, "failed")
         return
     await pipeline.whatsapp_failed(session, n, attempt, failure, exc.code, exc.message)
 
@@ -139,19 +155,21 @@ async def send_email(session: AsyncSession, n: Notification, attempt: Attempt) -
     if row is None and attempt.provider != "simulated":
         attempt.status, attempt.error_class = "failed", "no_email_credentials"
         pipeline.decide(session, n, "email", "no_credentials", "no SendGrid credentials configured")
-        n.status = "failed"
+        pipeline.set_status(n, "failed")
         return
     message = await _email_message(session, n, attempt)
     if message is None:
         attempt.status, attempt.error_class = "failed", "no_email_content"
         pipeline.decide(session, n, "email", "no_content", "the template has no email content for this locale")
-        n.status = "failed"
+        pipeline.set_status(n, "failed")
         return
     await _mark_sending(session, attempt)
     try:
-        result = await _simulate(attempt) if attempt.provider == "simulated" else \
-            await providers.sendgrid().send(credentials.sendgrid_secrets(row), message)
+        with _timed("sendgrid", "send"):
+            result = await _simulate(attempt) if attempt.provider == "simulated" else \
+                await providers.sendgrid().send(credentials.sendgrid_secrets(row), message)
     except ChannelError as exc:
+        metrics.PROVIDER_ERRORS.labels("sendgrid", exc.failure.value).inc()
         await _on_failure(session, n, attempt, exc, pipeline.SEND_EMAIL)
         return
     await pipeline.lock(session, n, attempt)

@@ -17,6 +17,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from app.core.config import get_settings
 from app.core.deps import DbSession
+from app.metrics.registry import WEBHOOK_LATENCY
 from app.notify.models import Attempt
 from app.webhooks.ingest import InvalidSignature, MalformedCallback, first, parse_form, store
 from channels.signatures import (
@@ -82,6 +83,11 @@ async def _owned_elsewhere(db_session: DbSession, tenant_id: uuid.UUID, attempt_
       description="Validated with the X-Twilio-Signature of the tenant that owns the form's AccountSid. "
                   "Duplicates answer 204 and are not processed again.")
 async def twilio_status(request: Request[Any, Any, Any], db_session: DbSession) -> None:
+    with WEBHOOK_LATENCY.labels("status").time():
+        await _status(request, db_session)
+
+
+async def _status(request: Request[Any, Any, Any], db_session: DbSession) -> None:
     tenant_id, form, query = await _authenticate(request, db_session)
     sid = first(form, "MessageSid")
     status = first(form, "MessageStatus") or first(form, "SmsStatus")
@@ -96,6 +102,11 @@ async def twilio_status(request: Request[Any, Any, Any], db_session: DbSession) 
 @post("/webhooks/twilio/inbound", tags=["webhooks"], security=[], media_type="text/xml",
       summary="Twilio inbound messages, for every tenant's subaccount (answers empty TwiML)")
 async def twilio_inbound(request: Request[Any, Any, Any], db_session: DbSession) -> Response[str]:
+    with WEBHOOK_LATENCY.labels("inbound").time():
+        return await _inbound(request, db_session)
+
+
+async def _inbound(request: Request[Any, Any, Any], db_session: DbSession) -> Response[str]:
     tenant_id, form, query = await _authenticate(request, db_session)
     sid = first(form, "MessageSid") or first(form, "SmsMessageSid")
     if not sid:
@@ -108,6 +119,11 @@ async def twilio_inbound(request: Request[Any, Any, Any], db_session: DbSession)
 @post("/webhooks/sendgrid/{tenant_id:uuid}", status_code=HTTP_204_NO_CONTENT, tags=["webhooks"], security=[],
       summary="SendGrid signed Event Webhook for one tenant")
 async def sendgrid_events(tenant_id: uuid.UUID, request: Request[Any, Any, Any], db_session: DbSession) -> None:
+    with WEBHOOK_LATENCY.labels("sendgrid").time():
+        await _sendgrid(tenant_id, request, db_session)
+
+
+async def _sendgrid(tenant_id: uuid.UUID, request: Request[Any, Any, Any], db_session: DbSession) -> None:
     body = await request.body()
     row = await credentials.find_sendgrid(db_session, tenant_id)
     if row is None or not row.event_webhook_public_key or not verify_sendgrid_event(
