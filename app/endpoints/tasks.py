@@ -1,0 +1,20 @@
+"""The webhook delivery actor, on a queue of its own: slow tenant servers must not hold up sending."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.core.queue import task
+from app.endpoints import delivery
+from app.endpoints.events import DELIVER
+from app.outbox import service as outbox
+
+
+@task("webhooks.deliver", queue="endpoint_deliveries")
+async def deliver_webhook(session: AsyncSession, delivery_id: str) -> None:
+    await delivery.deliver(session, uuid.UUID(delivery_id))
+
+
+outbox.register(DELIVER, deliver_webhook)
