@@ -129,11 +129,26 @@ async def _clean_tables(database: str) -> AsyncIterator[None]:
     """Isolation by truncation: workers and servers under test use their own connections."""
     yield
     from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
 
     from app.core.db import Base, get_engine
     from app.core.discovery import import_models
+    from app.core.queue import get_broker
+    from tests.support.gateway import RUNNING
 
     import_models()
     names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    async with get_engine().begin() as conn:
-        await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    # Jobs left in Redis would act on the next test's data: drop them. A worker still finishing this
+    # test's jobs can deadlock with the TRUNCATE; PostgreSQL then aborts one side, and we try again.
+    if RUNNING:
+        get_broker().flush_all()
+    for attempt in range(5):
+        try:
+            async with get_engine().begin() as conn:
+                await conn.execute(text("SET LOCAL lock_timeout = '5s'"))
+                await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            break
+        except DBAPIError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.2)

@@ -43,6 +43,17 @@ async def lock(session: AsyncSession, n: Notification, attempt: Attempt | None =
     await session.refresh(n, with_for_update=True)
     if attempt is not None:
         await session.refresh(attempt, with_for_update=True)
+    # Remember the status as locked, so the job can tell tenant apps what changed (publish_updates).
+    session.info.setdefault("notification_status_at_lock", {}).setdefault(n.id, (n, n.status))
+
+
+async def publish_updates(session: AsyncSession) -> None:
+    """Emit notification.updated for every notification this unit of work moved to a new status."""
+    from app.endpoints.events import emit, notification_data
+
+    for n, before in session.info.pop("notification_status_at_lock", {}).values():
+        if n.status != before:
+            await emit(session, n.tenant_id, "notification.updated", notification_data(n))
 
 
 def decide(session: AsyncSession, n: Notification, step: str, result: str, detail: str | None = None) -> None:

@@ -19,6 +19,7 @@ async def route_notification(session: AsyncSession, notification_id: str) -> Non
     n = await session.get(Notification, ref)
     if n is not None:
         await pipeline.route(session, n)
+        await pipeline.publish_updates(session)
     await outbox.complete(session, ROUTE, ref)
 
 
@@ -40,6 +41,7 @@ async def _send(session: AsyncSession, attempt_id: str, kind: str, do) -> None: 
         return
     n, attempt = found
     await do(session, n, attempt)
+    await pipeline.publish_updates(session)
     # Still waiting (paced or retrying) means the outbox row was rescheduled, not finished.
     if attempt.status not in sending.SENDABLE:
         await outbox.complete(session, kind, ref)

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import utcnow
 from app.core.logging import get_logger
+from app.endpoints.events import consent_data, emit, message_data
 from app.notify import pipeline
 from app.notify.models import Attempt, Notification, ProviderEvent
 from app.notify.status import TERMINAL, advances
@@ -133,28 +134,35 @@ async def _inbound(session: AsyncSession, event: RawEvent) -> None:
     for i in range(count):
         media.append({"url": first(form, f"MediaUrl{i}"), "content_type": first(form, f"MediaContentType{i}")})
     received_at = event.received_at
-    session.add(InboundMessage(
-        tenant_id=tenant_id, contact_id=contact.id if contact else None, message_sid=sid,
+    message = InboundMessage(
+        id=uuid.uuid4(), tenant_id=tenant_id, contact_id=contact.id if contact else None, message_sid=sid,
         from_address=first(form, "From"), to_address=first(form, "To"), body=body, media=media,
         profile_name=first(form, "ProfileName"), wa_id=first(form, "WaId"), button_payload=first(form, "ButtonPayload"),
-        keyword=keyword, received_at=received_at))
+        keyword=keyword, received_at=received_at)
+    session.add(message)
+    if keyword is None:
+        await emit(session, tenant_id, "message.received", message_data(message))
     if contact is None:
         log.info("inbound message names no one", message_sid=sid)
         return
     sender = _sender_address(first(form, "To"))
     if sender:
         await contacts.touch_window(session, tenant_id, contact.id, sender, received_at)
+    address = strip_whatsapp(first(form, "From") or "") or None
     if keyword == "stop":
-        await _opt_out(session, tenant_id, contact, sid, policy)
+        await _opt_out(session, tenant_id, contact, sid, policy, address)
     elif keyword == "start":
-        await _opt_in(session, tenant_id, contact, sid)
+        await _opt_in(session, tenant_id, contact, sid, address)
 
 
-async def _opt_out(session: AsyncSession, tenant_id: uuid.UUID, contact: Any, sid: str, policy: Any) -> None:
+async def _opt_out(session: AsyncSession, tenant_id: uuid.UUID, contact: Any, sid: str, policy: Any,
+                   address: str | None) -> None:
     _, created = await contacts.suppress(session, tenant_id, contact, channel="whatsapp", reason="opted_out",
                                          source="inbound_keyword", evidence=sid, actor=KEYWORD_ACTOR)
     await contacts.record_consent(session, tenant_id, contact, channel="whatsapp", status="withdrawn",
                                   source="inbound_keyword", proof=None, captured_at=None, evidence=sid, actor=KEYWORD_ACTOR)
+    await emit(session, tenant_id, "contact.opted_out", consent_data(
+        contact_id=contact.id, channel="whatsapp", address=address, source="inbound_keyword", evidence=sid))
     text = policy.inbound.opt_out_confirmation
     if created and text:
         n = Notification(tenant_id=tenant_id, contact_id=contact.id, recipient={}, template_key=None, variables={},
@@ -165,12 +173,14 @@ async def _opt_out(session: AsyncSession, tenant_id: uuid.UUID, contact: Any, si
         await outbox.enqueue(session, tenant_id, "notification.route", n.id)
 
 
-async def _opt_in(session: AsyncSession, tenant_id: uuid.UUID, contact: Any, sid: str) -> None:
+async def _opt_in(session: AsyncSession, tenant_id: uuid.UUID, contact: Any, sid: str, address: str | None) -> None:
     row = await contacts.suppression(session, tenant_id, contact.id, "whatsapp")
     if row is not None:
         await contacts.lift(session, tenant_id, row, actor=KEYWORD_ACTOR)
     await contacts.record_consent(session, tenant_id, contact, channel="whatsapp", status="granted",
                                   source="inbound_keyword", proof=None, captured_at=None, evidence=sid, actor=KEYWORD_ACTOR)
+    await emit(session, tenant_id, "contact.opted_in", consent_data(
+        contact_id=contact.id, channel="whatsapp", address=address, source="inbound_keyword", evidence=sid))
 
 
 # --- SendGrid events --------------------------------------------------------------------------

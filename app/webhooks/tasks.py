@@ -5,6 +5,7 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.queue import task
+from app.notify import pipeline
 from app.outbox import service as outbox
 from app.webhooks import service
 from app.webhooks.ingest import PROCESS, stored_event
@@ -16,6 +17,7 @@ async def process_event(session: AsyncSession, event_id: str) -> None:
     event = await stored_event(session, ref)
     if event is not None:
         await service.process(session, event)
+        await pipeline.publish_updates(session)
     await outbox.complete(session, PROCESS, ref)
 
 

@@ -36,6 +36,9 @@ def gateway(app: Any) -> Iterator[str]:
     server.stop()
 
 
+RUNNING: list[dramatiq.Worker] = []  # the table cleaner pauses these while it truncates
+
+
 @pytest.fixture(scope="session")
 def worker(app: Any, redis_client: Any) -> Iterator[dramatiq.Worker]:
     from app.notify import sending
@@ -45,7 +48,9 @@ def worker(app: Any, redis_client: Any) -> Iterator[dramatiq.Worker]:
     broker.flush_all()
     w = dramatiq.Worker(broker, worker_threads=4, worker_timeout=50)
     w.start()
+    RUNNING.append(w)
     yield w
+    RUNNING.remove(w)
     w.stop()
 
 

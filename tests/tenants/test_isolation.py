@@ -9,6 +9,7 @@ import re
 from typing import Any, Awaitable, Callable
 
 from tests.factories import ALL_SCOPES, bearer, make_key, make_tenant
+from tests.app.endpoints.factories import ISOLATION_BODIES, ISOLATION_FACTORIES
 from tests.tenants.test_templates_routing import ORDER_SHIPPED
 
 # Builds tenant A's object and returns the path parameters naming it.
@@ -37,9 +38,11 @@ async def _notification(client: Any, tenant_id: str, headers: dict[str, str]) ->
 
 FACTORIES: dict[str, Factory] = {"key_id": _api_key, "template_key": _template, "suppression_id": _suppression,
                                  "notification_id": _notification}
+FACTORIES.update(ISOLATION_FACTORIES)  # endpoint_id, delivery_id
 # Bodies that are valid in shape, so the request reaches the lookup rather than stopping at 422.
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/v1/templates/{template_key:str}"): {k: v for k, v in ORDER_SHIPPED.items() if k != "key"},
+    **ISOLATION_BODIES,
 }
 
 
