@@ -139,76 +139,29 @@ def _template_body(content_sid: str) -> Any:
 
 
 async def store_twilio(session: Any, tenant_id: uuid.UUID, values: dict[str, Any], *, actor: Any) -> None:
-    """Seal and store Twilio credentials as PUT /v1/providers/twilio does, audited, but without asking
-    Twilio first: the emulator that would answer is this very server, which is not serving yet."""
+    """Store the emulator's Twilio credentials as PUT /v1/providers/twilio does, without the live check
+    (the emulator answers only once the server is up)."""
     import msgspec
 
-    from channels.base import TwilioCredentials
-    from tenants.audit import service as audit
-    from tenants.credentials import cache
-    from tenants.credentials.models import TwilioCredential
-    from tenants.credentials.repository import TwilioCredentialRepository
+    from tenants.credentials import service
     from tenants.credentials.schemas import TwilioCredentialsIn
-    from tenants.credentials.sealing import seal
-    from tenants.credentials.service import TW, twilio_secrets, twilio_snapshot
 
     data = msgspec.convert({k: values[k] for k in ("account_sid", "auth_token", "api_key_sid", "api_key_secret",
                                                      "whatsapp_from")}, TwilioCredentialsIn)
-    repo = TwilioCredentialRepository(session, tenant_id)
-    row = await repo.one_by()
-    before = twilio_snapshot(row, twilio_secrets(row)) if row is not None else None
-    if row is None:
-        row = repo.add(TwilioCredential(version=0))
-    row.account_sid = data.account_sid
-    row.auth_token_enc = seal(tenant_id, TW, "auth_token_enc", data.auth_token)
-    row.api_key_sid = data.api_key_sid
-    row.api_key_secret_enc = seal(tenant_id, TW, "api_key_secret_enc", data.api_key_secret) if data.api_key_secret else None
-    row.messaging_service_sid = data.messaging_service_sid
-    row.whatsapp_from = data.whatsapp_from
-    row.status, row.status_reason = "valid", None
-    row.version += 1
-    await session.flush()
-    creds = TwilioCredentials(data.account_sid, data.auth_token, data.api_key_sid, data.api_key_secret)
-    audit.record(session, tenant_id=tenant_id, actor=actor,
-                 action="provider.twilio.updated" if before else "provider.twilio.created",
-                 target_type="twilio_credentials", target_id=row.account_sid, before=before,
-                 after=twilio_snapshot(row, creds))
-    cache.invalidate(data.account_sid)
-    if before and before["account_sid"] != data.account_sid:
-        cache.invalidate(before["account_sid"])
+    await service.store_twilio(session, tenant_id, data, actor=actor)
 
 
 async def store_sendgrid(session: Any, tenant_id: uuid.UUID, values: dict[str, Any], *, actor: Any) -> None:
-    """Seal and store SendGrid credentials as PUT /v1/providers/sendgrid does, audited, without the live check."""
+    """Store the emulator's SendGrid key as PUT /v1/providers/sendgrid does, without the live check."""
     import msgspec
 
-    from channels.base import SendgridCredentials
-    from tenants.audit import service as audit
-    from tenants.credentials.models import SendgridCredential
-    from tenants.credentials.repository import SendgridCredentialRepository
+    from tenants.credentials import service
     from tenants.credentials.schemas import SendgridCredentialsIn
-    from tenants.credentials.sealing import seal
-    from tenants.credentials.service import SG, _check_public_key, sendgrid_secrets, sendgrid_snapshot
 
     data = msgspec.convert({"api_key": values["api_key"], "from_email": FROM_EMAIL, "from_name": "notifygw demo",
                             "event_webhook_public_key": values["event_webhook_public_key"]}, SendgridCredentialsIn)
-    _check_public_key(data.event_webhook_public_key)
-    repo = SendgridCredentialRepository(session, tenant_id)
-    row = await repo.one_by()
-    before = sendgrid_snapshot(row, sendgrid_secrets(row)) if row is not None else None
-    if row is None:
-        row = repo.add(SendgridCredential(version=0))
-    row.api_key_enc = seal(tenant_id, SG, "api_key_enc", data.api_key)
-    row.from_email, row.from_name = data.from_email, data.from_name
-    row.event_webhook_public_key = data.event_webhook_public_key
-    row.status, row.status_reason = "valid", None
-    row.version += 1
-    await session.flush()
-    creds = SendgridCredentials(api_key=data.api_key, from_email=data.from_email, from_name=data.from_name)
-    audit.record(session, tenant_id=tenant_id, actor=actor,
-                 action="provider.sendgrid.updated" if before else "provider.sendgrid.created",
-                 target_type="sendgrid_credentials", target_id=str(tenant_id), before=before,
-                 after=sendgrid_snapshot(row, creds))
+    service._check_public_key(data.event_webhook_public_key)
+    await service.store_sendgrid(session, tenant_id, data, actor=actor)
 
 
 async def _existing_tenant(session: Any, demo: dict[str, Any]) -> Any:

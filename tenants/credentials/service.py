@@ -81,7 +81,12 @@ async def put_twilio(session: AsyncSession, tenant_id: uuid.UUID, data: TwilioCr
         await providers.twilio().verify_account(creds)
     except ChannelError as exc:
         raise _provider_refused("Twilio", exc, "/auth_token") from None
+    return await store_twilio(session, tenant_id, data, actor=actor)
 
+
+async def store_twilio(session: AsyncSession, tenant_id: uuid.UUID, data: TwilioCredentialsIn, *, actor: Any) -> TwilioCredential:
+    """Seal, store and audit credentials already verified (or, in dev, pointing at the in-process emulator)."""
+    creds = TwilioCredentials(data.account_sid, data.auth_token, data.api_key_sid, data.api_key_secret)
     repo = TwilioCredentialRepository(session, tenant_id)
     row = await repo.one_by()
     before = twilio_snapshot(row, twilio_secrets(row)) if row is not None else None
@@ -175,6 +180,12 @@ async def put_sendgrid(session: AsyncSession, tenant_id: uuid.UUID, data: Sendgr
         await providers.sendgrid().verify_key(creds)
     except ChannelError as exc:
         raise _provider_refused("SendGrid", exc, "/api_key") from None
+    return await store_sendgrid(session, tenant_id, data, actor=actor)
+
+
+async def store_sendgrid(session: AsyncSession, tenant_id: uuid.UUID, data: SendgridCredentialsIn, *, actor: Any) -> SendgridCredential:
+    """Seal, store and audit SendGrid credentials already verified (or the dev emulator's)."""
+    creds = SendgridCredentials(api_key=data.api_key, from_email=data.from_email, from_name=data.from_name)
     repo = SendgridCredentialRepository(session, tenant_id)
     row = await repo.one_by()
     before = sendgrid_snapshot(row, sendgrid_secrets(row)) if row is not None else None
