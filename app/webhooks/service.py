@@ -96,7 +96,8 @@ def _identity(form: list[list[str]], default_region: str) -> tuple[identifiers.I
     From=whatsapp:<BSUID> (a username user hiding the number), ExternalUserId=whatsapp:<BSUID>."""
     phone = bsuid = None
     sender = strip_whatsapp(first(form, "From") or "")
-    external = first(form, "ExternalUserId")
+    # Captured payloads name it ExternalUserId; Twilio's changelog says ExternalUserIdentifier: read both.
+    external = first(form, "ExternalUserId") or first(form, "ExternalUserIdentifier")
     for candidate in (external, sender):
         if candidate and identifiers.is_bsuid(candidate) and bsuid is None:
             bsuid = identifiers.bsuid(candidate)
@@ -122,7 +123,8 @@ async def _inbound(session: AsyncSession, event: RawEvent) -> None:
     tenant_id = event.tenant_id
     policy = await get_policy(session, tenant_id)
     phone, bsuid = _identity(form, policy.default_country)
-    contact = await contacts.link_inbound(session, tenant_id, phone=phone, bsuid=bsuid, profile_name=first(form, "ProfileName"))
+    contact = await contacts.link_inbound(session, tenant_id, phone=phone, bsuid=bsuid, profile_name=first(form, "ProfileName"),
+                                          at=event.received_at)
     sid = first(form, "MessageSid") or first(form, "SmsMessageSid") or ""
     body = first(form, "Body")
     keyword = keywords.match(body, policy.inbound.stop_words, policy.inbound.start_words) if contact else None

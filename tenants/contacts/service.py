@@ -72,8 +72,18 @@ async def _merge(session: AsyncSession, tenant_id: uuid.UUID, keep: Contact, gon
     await session.flush()
 
 
+async def _one_current_bsuid(session: AsyncSession, tenant_id: uuid.UUID, contact_id: uuid.UUID) -> None:
+    """Meta issues a new BSUID when a user changes number: the most recently seen one is current, the
+    others stay as history (so a late, replayed message from an old BSUID does not revive it)."""
+    rows = [r for r in await IdentifierRepository(session, tenant_id).of_contact(contact_id) if r.kind == "bsuid"]
+    latest = max(rows, key=lambda r: r.last_seen_at, default=None)
+    for row in rows:
+        row.is_current = row is latest
+
+
 async def link_inbound(session: AsyncSession, tenant_id: uuid.UUID, *, phone: Identifier | None,
-                       bsuid: Identifier | None, profile_name: str | None = None) -> Contact | None:
+                       bsuid: Identifier | None, profile_name: str | None = None,
+                       at: datetime | None = None) -> Contact | None:
     """Create or merge the contact behind an inbound WhatsApp message; None when it names nobody."""
     if phone is None and bsuid is None:
         return None
@@ -82,6 +92,7 @@ async def link_inbound(session: AsyncSession, tenant_id: uuid.UUID, *, phone: Id
     phone_row = await id_repo.lookup(phone) if phone else None
     bsuid_row = await id_repo.lookup(bsuid) if bsuid else None
     now = utcnow()
+    at = at or now
 
     if phone_row and bsuid_row and phone_row.contact_id != bsuid_row.contact_id:
         await _merge(session, tenant_id, await contacts.get(phone_row.contact_id), await contacts.get(bsuid_row.contact_id))
@@ -94,14 +105,12 @@ async def link_inbound(session: AsyncSession, tenant_id: uuid.UUID, *, phone: Id
         id_repo.add(ContactIdentifier(contact_id=contact.id, kind="phone", value=phone.value, value_hash=phone.hash))
     if bsuid:
         if bsuid_row is None:
-            # A new BSUID for a known person: the old ones stay as history, no longer current.
-            await session.execute(update(ContactIdentifier).where(
-                ContactIdentifier.tenant_id == tenant_id, ContactIdentifier.contact_id == contact.id,
-                ContactIdentifier.kind == "bsuid").values(is_current=False))
-            id_repo.add(ContactIdentifier(contact_id=contact.id, kind="bsuid", value=bsuid.value, value_hash=bsuid.hash))
+            bsuid_row = id_repo.add(ContactIdentifier(contact_id=contact.id, kind="bsuid", value=bsuid.value,
+                                                      value_hash=bsuid.hash, last_seen_at=at))
+            await session.flush()
         else:
-            bsuid_row.last_seen_at = now
-            bsuid_row.is_current = True
+            bsuid_row.last_seen_at = max(bsuid_row.last_seen_at, at)
+        await _one_current_bsuid(session, tenant_id, contact.id)
     if phone_row:
         phone_row.last_seen_at = now
     if profile_name and contact.erased_at is None:

@@ -38,6 +38,13 @@ async def _notification(client: Any, tenant_id: str, headers: dict[str, str]) ->
 
 FACTORIES: dict[str, Factory] = {"key_id": _api_key, "template_key": _template, "suppression_id": _suppression,
                                  "notification_id": _notification}
+async def _contact(client: Any, tenant_id: str, headers: dict[str, str]) -> dict[str, str]:
+    r = await client.post("/v1/consents", headers=headers, json={
+        "phone": "+14155550100", "channel": "whatsapp", "status": "granted", "source": "test"})
+    return {"contact_id": r.json()["contact_id"]}
+
+
+FACTORIES["contact_id"] = _contact
 FACTORIES.update(ISOLATION_FACTORIES)  # endpoint_id, delivery_id
 # Bodies that are valid in shape, so the request reaches the lookup rather than stopping at 422.
 BODIES: dict[tuple[str, str], dict[str, Any]] = {
