@@ -65,6 +65,9 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool | No
         finally:
             if worker is not None:
                 worker.stop()
+            from app.core import providers
+
+            await providers.twilio().aclose()  # this loop's pooled HTTP session to Twilio
             await dispose_engine()
 
     app = Litestar(
