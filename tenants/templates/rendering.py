@@ -34,15 +34,21 @@ def _compiled(field: str, source: str) -> jinja2.Template:
     return _env(field).from_string(source)
 
 
+@lru_cache(maxsize=4096)
+def _undeclared(field: str, source: str) -> frozenset[str]:
+    """Parsing is the expensive part, and the same template is checked on every notification."""
+    try:
+        return frozenset(meta.find_undeclared_variables(_env(field).parse(source)))
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateSyntaxError(field, f"line {exc.lineno}: {exc.message}") from None
+
+
 def referenced_variables(email: Mapping[str, Any] | None) -> set[str]:
     names: set[str] = set()
     for field in ("subject", "text", "html"):
         source = (email or {}).get(field)
         if source:
-            try:
-                names |= meta.find_undeclared_variables(_env(field).parse(source))
-            except jinja2.TemplateSyntaxError as exc:
-                raise TemplateSyntaxError(field, f"line {exc.lineno}: {exc.message}") from None
+            names |= _undeclared(field, source)
     return names
 
 
