@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test services openapi migrate clean
+.PHONY: dev test services openapi migrate clean bench bench-quick
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,15 @@ openapi: $(STAMP)
 
 migrate: $(STAMP)
 	$(BIN)/notifygw migrate
+
+# Benchmarks start real processes and report against baselines (docs/performance.md). ~25 min; bench-quick ~5.
+bench: $(STAMP) services
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install -y wrk"; exit 1; }
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+bench-quick: $(STAMP) services
+	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install -y wrk"; exit 1; }
+	$(BIN)/python bench/run_all.py --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
