@@ -317,7 +317,10 @@ def banner(settings: Settings, demo: dict[str, Any]) -> str:
         "",
         "  # 4. The demo user writes in on WhatsApp (emulator control API): that opens the 24h window ...",
         f"  curl -s \"$NGW/_emulator/twilio/inbound\" -H 'Content-Type: application/json' -d '{inbound}'; echo",
-        "  # ... so the same text now goes on WhatsApp:",
+        "  # ... once the gateway has processed it (webhooks are handled asynchronously; this takes a moment) ...",
+        f"  until curl -s \"$NGW/v1/contacts?phone=%2B{DEMO_PHONE[1:]}\" -H \"Authorization: Bearer $SEND_KEY\" "
+        "| grep '\"window_open\":true' >/dev/null; do sleep 0.2; done",
+        "  # ... the same text now goes on WhatsApp:",
         f"  N3=$({text}); echo \"$N3\"",
         "  " + get.format("$N3"),
         "",

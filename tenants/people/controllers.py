@@ -52,11 +52,13 @@ def _suppression(row: Suppression | None) -> SuppressionChannelOut:
                                  since=row.created_at)
 
 
-def render_summary(c: Contact, idents: list[ContactIdentifier], sups: list[Suppression]) -> ContactSummary:
+def render_summary(c: Contact, idents: list[ContactIdentifier], sups: list[Suppression], *,
+                   window_open: bool) -> ContactSummary:
     return ContactSummary(
         id=c.id, phone=contacts.current(idents, "phone"), whatsapp_user_id=contacts.current(idents, "bsuid"),
         email=contacts.current(idents, "email"), profile_name=c.profile_name, whatsapp_username=c.whatsapp_username,
-        suppressed=[s.channel for s in sups], erased_at=c.erased_at, created_at=c.created_at, updated_at=c.updated_at)
+        suppressed=[s.channel for s in sups], window_open=window_open, erased_at=c.erased_at,
+        created_at=c.created_at, updated_at=c.updated_at)
 
 
 def render_contact(v: service.ContactView) -> ContactOut:
@@ -94,9 +96,10 @@ class ContactsController(Controller):
             idents = from_fields(phone=phone, whatsapp_user_id=whatsapp_user_id, email=email,
                                  default_region=policy.default_country)
             only = await service.matching_contact(db_session, principal.tenant, idents)
-        rows, idents_of, sups_of = await service.page(db_session, principal.tenant, only=only, filtered=filtered,
-                                                      cursor=cursor, limit=limit)
-        return ContactPage(**page_of(rows, limit, lambda c: render_summary(c, idents_of[c.id], sups_of[c.id])))
+        view = await service.page(db_session, principal.tenant, only=only, filtered=filtered, cursor=cursor,
+                                  limit=limit)
+        return ContactPage(**page_of(view.rows, limit, lambda c: render_summary(
+            c, view.identifiers[c.id], view.suppressions[c.id], window_open=c.id in view.window_open)))
 
     @get("/{contact_id:uuid}", dependencies={"principal": READERS},
          summary="A contact: identifiers (current and history), consent, suppression and 24h window per sender")

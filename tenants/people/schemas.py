@@ -80,6 +80,7 @@ class ContactSummary(msgspec.Struct):
     profile_name: str | None
     whatsapp_username: str | None
     suppressed: list[str]  # channels this person is suppressed on
+    window_open: bool  # a WhatsApp session message can reach them now (to at least one sender)
     erased_at: datetime | None
     created_at: datetime
     updated_at: datetime

@@ -138,7 +138,13 @@ def run_printed(dev: Dev, script: str, names: list[str]) -> dict[str, str]:
     else:
         found, send_key = {}, dev.value("send key:")
         for line in script.splitlines():
-            if match := re.search(r"\"\$NGW(/[^\"]+)\".*?-d '(\{.*\})'", line):
+            if line.strip().startswith("until "):  # the banner waits for the window to open
+                phone = "+" + re.search(r"phone=%2B(\d+)", line).group(1)
+                wait_for(lambda: '"window_open":true' in httpx.get(
+                    dev.base + "/v1/contacts", params={"phone": phone},
+                    headers={"Authorization": f"Bearer {send_key}"}, timeout=5).text,
+                    SETTLE_TIMEOUT, "the window to open")
+            elif match := re.search(r"\"\$NGW(/[^\"]+)\".*?-d '(\{.*\})'", line):
                 path, body = match.groups()
                 headers = {} if path.startswith("/_emulator") else {"Authorization": f"Bearer {send_key}"}
                 r = httpx.post(dev.base + path, json=json.loads(body), headers=headers, timeout=10)

@@ -142,6 +142,17 @@ async def test_detail_shows_identifiers_consent_suppression_and_window(client):
     assert summary["suppressed"] == ["whatsapp"]
 
 
+async def test_list_shows_whether_the_window_is_open_now(client):
+    tenant, admin = await tenant_with_key(client)
+    recent = await _inbound(tenant["id"], phone=PHONE, bsuid=None)
+    stale = await _inbound(tenant["id"], phone="+14155550199", bsuid=None)
+    never = await _consent(client, admin, email=EMAIL)
+    await _window(tenant["id"], recent, SENDER, hours_ago=1)
+    await _window(tenant["id"], stale, SENDER, hours_ago=25)
+    items = (await client.get("/v1/contacts", headers=admin)).json()["items"]
+    assert {i["id"]: i["window_open"] for i in items} == {str(recent): True, str(stale): False, never: False}
+
+
 async def test_a_contact_with_no_window_shows_it_closed(client):
     _, admin = await tenant_with_key(client)
     cid = await _consent(client, admin, email=EMAIL)
