@@ -10,7 +10,7 @@ import asyncio
 import threading
 import time
 from functools import lru_cache
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.core.config import get_settings
 
@@ -44,23 +44,24 @@ class RedisLimiter:
     def __init__(self, url: str, namespace: str = "notifygw") -> None:
         self._url = url
         self._namespace = namespace
-        self._clients: dict[int, aioredis.Redis] = {}
-        self._script_source = _GCRA
+        self._scripts: dict[int, Any] = {}
 
-    def _client(self):  # one client per event loop: redis.asyncio connections are loop-bound
+    def _script(self) -> Any:
+        """The GCRA script on this event loop's client (redis.asyncio connections are loop-bound).
+
+        A registered script runs by EVALSHA: EVAL would send and hash the source on every request."""
         import redis.asyncio as aioredis
 
         loop = id(asyncio.get_running_loop())
-        client = self._clients.get(loop)
-        if client is None:
+        script = self._scripts.get(loop)
+        if script is None:
             client = aioredis.Redis.from_url(self._url, socket_timeout=1.0, socket_connect_timeout=0.5)
-            self._clients[loop] = client
-        return client
+            script = self._scripts[loop] = client.register_script(_GCRA)
+        return script
 
     async def acquire(self, key: str, rate_per_second: float, burst: int = 1) -> tuple[bool, float]:
         interval, tolerance = _params(rate_per_second, burst)
-        client = self._client()
-        allowed, wait = await client.eval(self._script_source, 1, f"{self._namespace}:rl:{key}", interval, tolerance)
+        allowed, wait = await self._script()(keys=[f"{self._namespace}:rl:{key}"], args=[interval, tolerance])
         return bool(int(allowed)), float(wait)
 
 
