@@ -133,6 +133,15 @@ async def dispose_engine() -> None:
         await pair[0].dispose()
 
 
+def insert_on_conflict(session: AsyncSession, table: sa.Table) -> Any:
+    """INSERT with ON CONFLICT for this session's database (PostgreSQL, or the embedded SQLite)."""
+    if session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table)
+
+
 async def unit_of_work() -> AsyncIterator[AsyncSession]:
     """One session, one commit at the end; a raised error rolls back (and drops buffered jobs)."""
     async with session_factory()() as session:

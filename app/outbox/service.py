@@ -14,13 +14,14 @@ import dramatiq
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import utcnow
+from app.core.db import insert_on_conflict, utcnow
 from app.core.queue import PendingJob, defer, send_now
 from app.outbox.models import OutboxItem
 
 _ACTORS: dict[str, dramatiq.Actor] = {}
 # Past this, a pending item is presumed lost in the queue (Redis flushed, enqueue failed) and resent.
 SWEEP_AFTER = timedelta(seconds=30)
+_TABLE = OutboxItem.__table__
 
 
 def register(kind: str, actor: dramatiq.Actor) -> dramatiq.Actor:
@@ -33,15 +34,17 @@ def actor_for(kind: str) -> dramatiq.Actor:
 
 
 async def enqueue(session: AsyncSession, tenant_id: uuid.UUID, kind: str, ref_id: uuid.UUID, *, delay_ms: int = 0) -> None:
-    """Record (or reschedule) the work in this transaction; its job is sent only after commit."""
-    available = utcnow() + timedelta(milliseconds=delay_ms)
-    item = (await session.execute(
-        select(OutboxItem).where(OutboxItem.kind == kind, OutboxItem.ref_id == ref_id, OutboxItem.tenant_id == tenant_id)
-    )).scalar_one_or_none()
-    if item is None:
-        session.add(OutboxItem(tenant_id=tenant_id, kind=kind, ref_id=ref_id, available_at=available))
-    else:
-        item.state, item.available_at = "pending", available
+    """Record (or reschedule) the work in this transaction; its job is sent only after commit.
+
+    One upsert, new row or not: enqueue runs on every accept, callback, route, send and retry."""
+    now = utcnow()
+    available = now + timedelta(milliseconds=delay_ms)
+    stmt = insert_on_conflict(session, _TABLE).values(
+        id=uuid.uuid4(), tenant_id=tenant_id, kind=kind, ref_id=ref_id, state="pending", available_at=available,
+        created_at=now, updated_at=now)
+    await session.execute(stmt.on_conflict_do_update(
+        index_elements=["kind", "ref_id"], set_={"state": "pending", "available_at": available, "updated_at": now},
+        where=_TABLE.c.tenant_id == tenant_id))
     defer(session, actor_for(kind), str(ref_id), delay_ms=delay_ms or None)
 
 

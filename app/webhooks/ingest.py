@@ -11,14 +11,15 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import insert_on_conflict, utcnow
 from app.core.errors import AppError, Forbidden
 from app.outbox import service as outbox
 from app.webhooks.models import RawEvent
 
 PROCESS = "event.process"
+_RAW_EVENTS = RawEvent.__table__
 
 
 class MalformedCallback(AppError):
@@ -59,15 +60,17 @@ def first(pairs: list[tuple[str, str]] | list[list[str]], name: str) -> str | No
 
 async def store(session: AsyncSession, tenant_id: uuid.UUID, kind: str, dedupe_key: str, payload: dict[str, Any],
                 *, orphan: bool = False) -> bool:
-    """Persist the raw event and queue its processing; False when it is a duplicate (nothing queued)."""
-    event = RawEvent(id=uuid.uuid4(), tenant_id=tenant_id, kind=kind, dedupe_key=dedupe_key[:200], payload=payload, orphan=orphan)
-    try:
-        async with session.begin_nested():
-            session.add(event)
-            await session.flush()
-    except IntegrityError:
+    """Persist the raw event and queue its processing; False when it is a duplicate (nothing queued).
+
+    ON CONFLICT DO NOTHING tells a duplicate in the one round trip, without a savepoint."""
+    event_id, now = uuid.uuid4(), utcnow()
+    stmt = insert_on_conflict(session, _RAW_EVENTS).values(
+        id=event_id, tenant_id=tenant_id, kind=kind, dedupe_key=dedupe_key[:200], payload=payload, orphan=orphan,
+        received_at=now, created_at=now)
+    stmt = stmt.on_conflict_do_nothing(index_elements=["tenant_id", "kind", "dedupe_key"]).returning(_RAW_EVENTS.c.id)
+    if (await session.execute(stmt)).first() is None:
         return False
-    await outbox.enqueue(session, tenant_id, PROCESS, event.id)
+    await outbox.enqueue(session, tenant_id, PROCESS, event_id)
     return True
 
 
