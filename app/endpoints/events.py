@@ -14,12 +14,20 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import utcnow
+from app.core.ttlcache import TTLCache
 from app.endpoints.repository import EndpointRepository
 from app.outbox import service as outbox
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 DELIVER = "webhook.deliver"  # the outbox kind; app/endpoints/tasks.py registers its actor
 EVENT_TYPES = ("notification.updated", "message.received", "contact.opted_out", "contact.opted_in")
+
+# Tenants seen without an enabled endpoint; only that is cached, so a deleted endpoint is never used.
+_without_endpoints: TTLCache[bool] = TTLCache()
+
+
+def endpoints_changed(session: AsyncSession, tenant_id: uuid.UUID) -> None:
+    _without_endpoints.invalidate_on_commit(session, tenant_id)
 
 
 def _iso(at: datetime) -> str:
@@ -29,13 +37,18 @@ def _iso(at: datetime) -> str:
 async def emit(session: AsyncSession, tenant_id: uuid.UUID, event_type: str, data: dict[str, Any]) -> int:
     """Queue `event_type` for every enabled endpoint of the tenant that subscribed to it; how many.
 
-    A tenant with no endpoints costs one query on the tenant_id index. `data` may hold UUIDs and
+    Most tenants have no endpoint: that is remembered for a few seconds (TTLCache), so a status
+    change costs no query for them; adding or enabling an endpoint clears it. `data` may hold UUIDs and
     datetimes; they are stored as strings, as the receiver will see them.
     """
     if event_type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {event_type!r}")
+    if _without_endpoints.get(tenant_id):
+        return 0
     repo = EndpointRepository(session, tenant_id)
     endpoints = await repo.all(repo.statement().where(WebhookEndpoint.status == "enabled"))
+    if not endpoints:
+        _without_endpoints.put(tenant_id, True)
     # The subscription list is filtered here rather than in SQL: a tenant has a handful of
     # endpoints, and this keeps the query portable between PostgreSQL (JSONB) and SQLite (JSON).
     subscribed = [e for e in endpoints if event_type in e.events]

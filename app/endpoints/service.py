@@ -12,7 +12,7 @@ from app.core.db import utcnow
 from app.core.errors import Conflict, NotFound, ValidationFailed
 from app.core.pagination import page_of, paginate
 from app.endpoints import urls
-from app.endpoints.events import DELIVER
+from app.endpoints.events import DELIVER, endpoints_changed
 from app.endpoints.repository import DeliveryAttemptRepository, DeliveryRepository, EndpointRepository
 from app.endpoints.schemas import DeliveryAttemptOut, DeliveryOut, EndpointCreated, EndpointOut
 from app.outbox import service as outbox
@@ -71,6 +71,7 @@ async def create(session: AsyncSession, tenant_id: uuid.UUID, *, url: str, event
         WebhookEndpoint(url=await _vetted(url), events=_events(events), status="enabled"))
     secret = _seal_new_secret(row)
     await session.flush()
+    endpoints_changed(session, tenant_id)
     audit.record(session, tenant_id=tenant_id, actor=actor, action="webhook_endpoint.created",
                  target_type="webhook_endpoint", target_id=row.id, after=snapshot(row, secret))
     return _created(row, secret)
@@ -95,6 +96,7 @@ async def update(session: AsyncSession, tenant_id: uuid.UUID, endpoint_id: uuid.
     after = snapshot(row)
     if after != before:
         await session.flush()
+        endpoints_changed(session, tenant_id)
         audit.record(session, tenant_id=tenant_id, actor=actor, action="webhook_endpoint.updated",
                      target_type="webhook_endpoint", target_id=row.id, before=before, after=after)
     return row

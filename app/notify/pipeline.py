@@ -28,7 +28,7 @@ from tenants.contacts.service import WINDOW
 from tenants.credentials import service as credentials
 from tenants.routing.schemas import RoutingPolicyDoc
 from tenants.routing.service import get_policy, messaging_service_for
-from tenants.templates.repository import TemplateRepository
+from tenants.templates import service as templates
 from tenants.templates.rendering import resolve_locale
 
 SEND_WHATSAPP = "attempt.send_whatsapp"
@@ -73,7 +73,7 @@ async def template_content(session: AsyncSession, n: Notification) -> tuple[str 
     """(locale, content) for this notification's template; (None, {}) for free-form ones."""
     if not n.template_key:
         return None, {}
-    template = await TemplateRepository(session, n.tenant_id).by_key(n.template_key)
+    template = await templates.content(session, n.tenant_id, n.template_key)
     if template is None:  # deleted after acceptance
         return None, {}
     locale = resolve_locale(template.locales, template.default_locale, n.recipient.get("locale"))

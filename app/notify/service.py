@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.errors import NotFound, ValidationFailed
+from app.core.errors import ValidationFailed
 from app.notify.models import Notification
 from app.notify.schemas import NotificationIn
 from app.outbox import service as outbox
@@ -47,10 +47,9 @@ async def accept(session: AsyncSession, principal: Principal, data: Notification
                          default_region=policy.default_country, prefix="/to")
 
     if data.template is not None:
-        try:
-            template = await templates.get(session, tenant_id, data.template)
-        except NotFound:
-            raise ValidationFailed(f"no template '{data.template}'", pointer="/template") from None
+        template = await templates.content(session, tenant_id, data.template)
+        if template is None:
+            raise ValidationFailed(f"no template '{data.template}'", pointer="/template")
         locale = resolve_locale(template.locales, template.default_locale, data.to.locale)
         missing = [v for v in required_variables(template.locales[locale]) if v not in data.variables]
         if missing:

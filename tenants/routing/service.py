@@ -7,6 +7,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.repository import TenantRepository
+from app.core.ttlcache import TTLCache
 from tenants.audit import service as audit
 from tenants.routing.models import RoutingPolicy
 from tenants.routing.schemas import RoutingPolicyDoc
@@ -16,10 +17,17 @@ class RoutingRepository(TenantRepository[RoutingPolicy]):
     model = RoutingPolicy
 
 
+_policies: TTLCache[RoutingPolicyDoc] = TTLCache()
+
+
 async def get_policy(session: AsyncSession, tenant_id: uuid.UUID) -> RoutingPolicyDoc:
-    """The stored policy, or the defaults for a tenant that never set one."""
-    row = await RoutingRepository(session, tenant_id).one_by()
-    return msgspec.convert(row.policy, RoutingPolicyDoc) if row else RoutingPolicyDoc()
+    """The stored policy, or the defaults for a tenant that never set one (read by accept, route, send, inbound)."""
+    doc = _policies.get(tenant_id)
+    if doc is None:
+        row = await RoutingRepository(session, tenant_id).one_by()
+        doc = msgspec.convert(row.policy, RoutingPolicyDoc) if row else RoutingPolicyDoc()
+        _policies.put(tenant_id, doc)
+    return doc
 
 
 async def put_policy(session: AsyncSession, tenant_id: uuid.UUID, doc: RoutingPolicyDoc, *, actor: Any) -> RoutingPolicyDoc:
@@ -32,6 +40,7 @@ async def put_policy(session: AsyncSession, tenant_id: uuid.UUID, doc: RoutingPo
     else:
         row.policy = after
     await session.flush()
+    _policies.invalidate_on_commit(session, tenant_id)
     audit.record(session, tenant_id=tenant_id, actor=actor, action="routing.updated", target_type="routing",
                  target_id=None, before=before, after=after)
     return doc

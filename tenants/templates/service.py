@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -8,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.errors import Conflict, NotFound, ValidationFailed
+from app.core.ttlcache import TTLCache
 from tenants.audit import service as audit
 from tenants.templates.models import Template
 from tenants.templates.rendering import TemplateSyntaxError, referenced_variables
@@ -53,6 +55,30 @@ async def get(session: AsyncSession, tenant_id: uuid.UUID, key: str) -> Template
     return found
 
 
+@dataclass(frozen=True)
+class TemplateContent:
+    """What sending needs of a template, detached from the session so it can be cached."""
+
+    key: str
+    default_locale: str
+    locales: dict[str, Any]
+
+
+_contents: TTLCache[TemplateContent] = TTLCache()
+
+
+async def content(session: AsyncSession, tenant_id: uuid.UUID, key: str) -> TemplateContent | None:
+    """The template's locales, cached briefly: read on every accept and every routed notification."""
+    cached = _contents.get((tenant_id, key))
+    if cached is None:
+        found = await TemplateRepository(session, tenant_id).by_key(key)
+        if found is None:
+            return None
+        cached = TemplateContent(found.key, found.default_locale, found.locales)
+        _contents.put((tenant_id, key), cached)
+    return cached
+
+
 async def create(session: AsyncSession, tenant_id: uuid.UUID, key: str, body: TemplateBody, *, actor: Any) -> Template:
     _validate(body)
     template = TemplateRepository(session, tenant_id).add(Template(
@@ -77,6 +103,7 @@ async def replace(session: AsyncSession, tenant_id: uuid.UUID, key: str, body: T
     template.default_locale = body.default_locale
     template.locales = msgspec.to_builtins(body.locales)
     await session.flush()
+    _contents.invalidate_on_commit(session, (tenant_id, key))
     audit.record(session, tenant_id=tenant_id, actor=actor, action="template.updated", target_type="template",
                  target_id=key, before=before, after=snapshot(template))
     return template
@@ -86,5 +113,6 @@ async def delete(session: AsyncSession, tenant_id: uuid.UUID, key: str, *, actor
     template = await get(session, tenant_id, key)
     before = snapshot(template)
     await session.delete(template)
+    _contents.invalidate_on_commit(session, (tenant_id, key))
     audit.record(session, tenant_id=tenant_id, actor=actor, action="template.deleted", target_type="template",
                  target_id=key, before=before)
