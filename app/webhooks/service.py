@@ -79,6 +79,12 @@ async def _status(session: AsyncSession, event: RawEvent) -> None:
         session.add(ProviderEvent(tenant_id=event.tenant_id, attempt_id=None, raw_event_id=event.id, provider="twilio",
                                   status=status, error_code=code, applied=False))
         return
+    if attempt.provider_message_id is not None and not advances(attempt.status, status):
+        # Statuses only move forward, so what cannot advance the status read here cannot advance a newer
+        # one either: recorded in the timeline without taking the locks (the `queued` echo of every send).
+        session.add(ProviderEvent(tenant_id=event.tenant_id, attempt_id=attempt.id, raw_event_id=event.id,
+                                  provider="twilio", status=status, error_code=code, applied=False))
+        return
     n = await session.get(Notification, attempt.notification_id)
     assert n is not None and n.tenant_id == event.tenant_id
     await pipeline.lock(session, n, attempt)
