@@ -67,7 +67,8 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool | No
                 worker.stop()
             from app.core import providers
 
-            await providers.twilio().aclose()  # this loop's pooled HTTP session to Twilio
+            if providers.twilio.cache_info().currsize:  # never import the SDK just to close it
+                await providers.twilio().aclose()  # this loop's pooled HTTP session to Twilio
             await dispose_engine()
 
     app = Litestar(

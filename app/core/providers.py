@@ -1,13 +1,20 @@
-"""The configured channel adapters, one per process, pointed at the emulator when configured."""
+"""The configured channel adapters, one per process, pointed at the emulator when configured.
+
+The adapters (and the twilio, sendgrid and aiohttp SDKs under them, ~40 MiB) are imported on first
+use: the API process calls a provider only to verify new credentials.
+"""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from app.core.config import get_settings
 from channels.media import MediaGuard
-from channels.sendgrid_email import SendGridEmail
-from channels.twilio_whatsapp import TwilioWhatsApp
+
+if TYPE_CHECKING:
+    from channels.sendgrid_email import SendGridEmail
+    from channels.twilio_whatsapp import TwilioWhatsApp
 
 
 @lru_cache(maxsize=1)
@@ -19,11 +26,15 @@ def media_guard() -> MediaGuard:
 
 @lru_cache(maxsize=1)
 def twilio() -> TwilioWhatsApp:
+    from channels.twilio_whatsapp import TwilioWhatsApp
+
     s = get_settings()
     return TwilioWhatsApp(base_url=s.twilio_api_base_url, timeout=s.provider_timeout_seconds, media_guard=media_guard())
 
 
 @lru_cache(maxsize=1)
 def sendgrid() -> SendGridEmail:
+    from channels.sendgrid_email import SendGridEmail
+
     s = get_settings()
     return SendGridEmail(host=s.sendgrid_api_base_url, timeout=s.provider_timeout_seconds)
