@@ -10,7 +10,6 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import insert_on_conflict, utcnow
@@ -72,7 +71,3 @@ async def store(session: AsyncSession, tenant_id: uuid.UUID, kind: str, dedupe_k
         return False
     await outbox.enqueue(session, tenant_id, PROCESS, event_id)
     return True
-
-
-async def stored_event(session: AsyncSession, event_id: uuid.UUID) -> RawEvent | None:
-    return (await session.execute(select(RawEvent).where(RawEvent.id == event_id))).scalar_one_or_none()

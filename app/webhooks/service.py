@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import utcnow
@@ -33,15 +33,20 @@ log = get_logger("notifygw.webhooks")
 KEYWORD_ACTOR = SystemActor("inbound_keyword")
 
 
+async def claim(session: AsyncSession, event_id: uuid.UUID) -> RawEvent | None:
+    """Mark the event processed in this transaction and load it, in one statement; None when it is
+    gone or already processed. A failure rolls the mark back with everything else."""
+    stmt = (update(RawEvent).where(RawEvent.id == event_id, RawEvent.processed_at.is_(None))
+            .values(processed_at=utcnow()).returning(RawEvent))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 async def process(session: AsyncSession, event: RawEvent) -> None:
-    """Apply one stored event. Each kind checks its own marker of having been applied (a provider
+    """Apply one claimed event. Each kind checks its own marker of having been applied (a provider
     event or inbound message row), so a replay of an applied event is a no-op."""
-    if event.processed_at is not None:
-        return
     if not await _already_applied(session, event):
         handler = {"status": _status, "inbound": _inbound, "sendgrid": _sendgrid}[event.kind]
         await handler(session, event)
-    event.processed_at = utcnow()
 
 
 async def _already_applied(session: AsyncSession, event: RawEvent) -> bool:
