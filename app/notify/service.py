@@ -56,12 +56,12 @@ async def accept(session: AsyncSession, principal: Principal, data: Notification
             raise ValidationFailed(f"missing template variables: {', '.join(missing)}",
                                    errors=[{"pointer": f"/variables/{name}", "detail": "required by the template"} for name in missing])
 
-    contact = await contacts.resolve(session, tenant_id, idents)
+    contact_id = await contacts.resolve_id(session, tenant_id, idents)
     recipient: dict[str, Any] = {i.kind if i.kind != "bsuid" else "whatsapp_user_id": i.value for i in idents}
     if data.to.locale:
         recipient["locale"] = data.to.locale
     notification = Notification(
-        tenant_id=tenant_id, contact_id=contact.id, recipient=recipient, template_key=data.template,
+        tenant_id=tenant_id, contact_id=contact_id, recipient=recipient, template_key=data.template,
         variables={k: str(v) for k, v in data.variables.items()}, text=data.text, media_url=data.media_url,
         channels=list(data.channels), metadata_=data.metadata, environment=principal.environment, status="accepted",
     )

@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import utcnow
+from app.core.db import insert_on_conflict, utcnow
 from tenants.audit import service as audit
 from tenants.contacts.identifiers import Identifier
 from tenants.contacts.models import Contact, ContactIdentifier, ConsentEntry, ConversationWindow, Suppression
@@ -31,26 +31,59 @@ async def find(session: AsyncSession, tenant_id: uuid.UUID, ident: Identifier) -
 
 
 async def resolve(session: AsyncSession, tenant_id: uuid.UUID, idents: Iterable[Identifier]) -> Contact:
+    """resolve_id, loaded."""
+    return await ContactRepository(session, tenant_id).get(await resolve_id(session, tenant_id, idents))
+
+
+async def resolve_id(session: AsyncSession, tenant_id: uuid.UUID, idents: Iterable[Identifier]) -> uuid.UUID:
     """The contact named by the strongest known identifier (BSUID, then phone, then email).
 
     Identifiers not yet known are attached to it. Two known identifiers naming different contacts
     are NOT merged here: a client's say-so is not proof that a phone and an email are one person.
     Only an inbound message from WhatsApp (link_inbound) merges.
+
+    Two requests naming one new person at once agree on one contact: identifiers go in with ON
+    CONFLICT DO NOTHING, and the one that loses the race adopts the winner's contact.
     """
     idents = sorted(set(idents), key=lambda i: PRIORITY[i.kind])
-    id_repo = IdentifierRepository(session, tenant_id)
-    known = {i: await id_repo.lookup(i) for i in idents}
-    primary = next((row for row in known.values() if row is not None), None)
-    if primary is not None:
-        contact = await ContactRepository(session, tenant_id).get(primary.contact_id)
-    else:
-        contact = ContactRepository(session, tenant_id).add(Contact())
-        await session.flush()
-    for ident, row in known.items():
-        if row is None:
-            id_repo.add(ContactIdentifier(contact_id=contact.id, kind=ident.kind, value=ident.value, value_hash=ident.hash))
-    await session.flush()
-    return contact
+    known = await _contact_ids(session, tenant_id, idents)
+    contact_id = next((known[i] for i in idents if i in known), None)
+    created = contact_id is None
+    if created:
+        contact_id = uuid.uuid4()
+        now = utcnow()
+        await session.execute(insert(Contact.__table__).values(id=contact_id, tenant_id=tenant_id, created_at=now,
+                                                               updated_at=now))
+    new = [i for i in idents if i not in known]
+    if new:
+        now = utcnow()
+        stmt = insert_on_conflict(session, _IDENTIFIERS).values([
+            {"id": uuid.uuid4(), "tenant_id": tenant_id, "contact_id": contact_id, "kind": i.kind, "value": i.value,
+             "value_hash": i.hash, "is_current": True, "last_seen_at": now, "created_at": now} for i in new])
+        inserted = (await session.execute(stmt.on_conflict_do_nothing(
+            index_elements=["tenant_id", "kind", "value_hash"]).returning(_IDENTIFIERS.c.kind))).scalars().all()
+        if created and len(inserted) < len(new):  # another request created this person first
+            winners = await _contact_ids(session, tenant_id, idents)
+            adopted = next((winners[i] for i in idents if winners.get(i) not in (None, contact_id)), None)
+            if adopted is not None and not inserted:
+                await session.execute(delete(Contact).where(Contact.tenant_id == tenant_id, Contact.id == contact_id))
+                contact_id = adopted
+    return contact_id
+
+
+_IDENTIFIERS = ContactIdentifier.__table__
+
+
+async def _contact_ids(session: AsyncSession, tenant_id: uuid.UUID, idents: Sequence[Identifier]) -> dict[Identifier, uuid.UUID]:
+    """Which of these identifiers are known, and to which contact: one query."""
+    if not idents:
+        return {}
+    by_key = {(i.kind, i.hash): i for i in idents}
+    rows = await session.execute(select(ContactIdentifier.kind, ContactIdentifier.value_hash, ContactIdentifier.contact_id)
+                                 .where(ContactIdentifier.tenant_id == tenant_id,
+                                        or_(*(and_(ContactIdentifier.kind == k, ContactIdentifier.value_hash == h)
+                                              for k, h in by_key))))
+    return {by_key[(kind, bytes(value_hash))]: contact_id for kind, value_hash, contact_id in rows}
 
 
 async def _merge(session: AsyncSession, tenant_id: uuid.UUID, keep: Contact, gone: Contact) -> None:
