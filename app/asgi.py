@@ -15,6 +15,7 @@ from app.core.config import Settings, get_settings, set_settings
 from app.core.db import dispose_engine, unit_of_work
 from app.core.discovery import import_models, import_tasks, route_handlers
 from app.core.logging import configure_logging
+from app.core.problem_docs import document_problems
 from app.core.middleware import request_id_middleware
 from app.core.problems import EXCEPTION_HANDLERS
 from app.core.queue import setup_broker
@@ -81,6 +82,7 @@ def create_app(settings: Settings | None = None, *, in_process_worker: bool | No
         debug=False,
         logging_config=None,  # app.core.logging owns the handlers (JSON, redacted)
     )
+    document_problems(app.openapi_schema)
     # Outermost, not per-route: unmatched paths (404/405) carry a request id too.
     app.asgi_handler = request_id_middleware(app.asgi_handler)
     return app
