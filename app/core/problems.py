@@ -89,9 +89,17 @@ def _is_connection_error(exc: BaseException) -> bool:
     return isinstance(exc, (ConnectionError, OSError, TimeoutError))
 
 
+def _is_unstorable_text(exc: BaseException) -> bool:
+    # SQLSTATE 22021: PostgreSQL text cannot hold U+0000, which JSON and query strings can carry.
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) == "22021"
+
+
 def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     if _is_connection_error(exc):
         return database_unavailable_handler(request, exc)
+    if _is_unstorable_text(exc):  # the client's text, not our fault: 422 rather than 500
+        return problem_response(request, status=422, title="Validation failed", slug="validation-failed",
+                                detail="text may not contain NUL (U+0000) characters")
     log.exception("unhandled error")
     return problem_response(request, status=HTTP_500_INTERNAL_SERVER_ERROR, title="Internal server error",
                             detail="An unexpected error occurred", slug="internal")
