@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test services openapi migrate clean bench bench-quick
+.PHONY: dev test services openapi migrate clean bench bench-quick fuzz test-faults
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ openapi: $(STAMP)
 
 migrate: $(STAMP)
 	$(BIN)/notifygw migrate
+
+# Schemathesis against openapi/openapi.json on a live gateway, 100 examples per operation (~6 min; docs/fuzzing.md).
+# `make test` runs the same module with a short budget.
+fuzz: $(STAMP) services
+	NOTIFYGW_FUZZ_EXAMPLES=100 $(BIN)/pytest -q -p no:cacheprovider tests/fuzz
 
 # Benchmarks start real processes and report against baselines (docs/performance.md). ~25 min; bench-quick ~5.
 bench: $(STAMP) services
