@@ -10,6 +10,7 @@ from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, NotFoundException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.core.errors import AppError
 
@@ -82,7 +83,8 @@ def database_unavailable_handler(request: Request[Any, Any, Any], exc: Exception
 
 
 def _is_connection_error(exc: BaseException) -> bool:
-    if isinstance(exc, (OperationalError, InterfaceError)):
+    # PoolTimeout: every connection busy past pool_timeout; an overload, so 503 and Retry-After, not a 500.
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)):
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True

@@ -55,6 +55,33 @@ async def test_database_down_is_503_not_500(client, database_down):
     assert r.status_code == 503 and r.headers["retry-after"] and r.json()["detail"] == "database unavailable"
 
 
+async def test_every_database_connection_busy_is_503_not_500(client, monkeypatch):
+    """Overload: a request that waits past pool_timeout for a connection is told to retry, not a 500."""
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+    from app.core.config import get_settings
+
+    class Exhausted(AsyncAdaptedQueuePool):
+        def _do_get(self):  # what QueuePool raises when every connection stays busy past pool_timeout
+            raise PoolTimeout("QueuePool limit of size 10 overflow 10 reached, connection timed out, timeout 30.00")
+
+    engines: dict[int, tuple] = {}
+
+    def exhausted_engine_for_this_loop():
+        key = id(asyncio.get_running_loop())
+        if key not in engines:
+            engine = create_async_engine(get_settings().database_url, poolclass=Exhausted)
+            engines[key] = (engine, async_sessionmaker(engine, expire_on_commit=False))
+        return engines[key]
+
+    monkeypatch.setattr(db, "_for_this_loop", exhausted_engine_for_this_loop)
+    r = await client.post("/operator/v1/tenants", json={"name": "x"}, headers=OPERATOR)
+    assert r.status_code == 503 and r.headers["retry-after"]
+    assert r.headers["content-type"].startswith("application/problem+json")
+
+
 async def test_notifications_accepted_while_redis_is_down(client, monkeypatch):
     """The outbox is in PostgreSQL: with the broker refusing connections the request still answers 202,
     and the work waits in the outbox for the sweeper."""
