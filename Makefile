@@ -32,6 +32,10 @@ migrate: $(STAMP)
 fuzz: $(STAMP) services
 	NOTIFYGW_FUZZ_EXAMPLES=100 $(BIN)/pytest -q -p no:cacheprovider tests/fuzz
 
+# The fault battery at the issue's counts (1,000 sends, 60 s floods; ~40 min). `make test` runs it small.
+test-faults: $(STAMP) services
+	NOTIFYGW_FAULTS_FULL=1 $(BIN)/pytest -q -s -p no:cacheprovider tests/faults
+
 # Benchmarks start real processes and report against baselines (docs/performance.md). ~25 min; bench-quick ~5.
 bench: $(STAMP) services
 	@command -v wrk >/dev/null || { echo "make bench needs wrk: apt-get install -y wrk"; exit 1; }
