@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from app.core.config import ConfigError, Secret, Settings, get_settings, load_settings, parse_encryption_keys, set_settings
+from app.core.queue import with_lanes
 
 DEFAULT_OPENAPI_PATH = Path("openapi/openapi.json")
 
@@ -43,7 +44,7 @@ def worker(processes: int, threads: int, queues: tuple[str, ...]) -> None:
         raise ConfigError("NOTIFYGW_REDIS_URL is required for `notifygw worker` (dev mode runs its worker in-process)")
     args = [sys.executable, "-m", "dramatiq", "app.worker_entry", "--processes", str(processes), "--threads", str(threads)]
     if queues:
-        args += ["--queues", *queues]
+        args += ["--queues", *with_lanes(queues)]  # a queue is consumed with all its tenant lanes
     os.execv(sys.executable, args)
 
 

@@ -7,6 +7,8 @@ lost here is found again by the sweeper. Jobs carry ids only, never secrets or m
 from __future__ import annotations
 
 import logging
+import re
+import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, TypeVar
 
@@ -23,6 +25,28 @@ from app.core.db import session_factory
 log = logging.getLogger("notifygw.queue")
 
 _broker: dramatiq.Broker | None = None
+
+# Tenant lanes: each queue is split into LANES sub-queues, and a tenant's jobs always go to the lane of
+# its id. A worker consumes every lane side by side, so a tenant that floods one lane delays only the
+# tenants that share it, not all of them (Dramatiq alone serves one queue first in, first out).
+# API and workers must agree on this number: it is a constant, not a setting.
+LANES = 4
+_LANE = re.compile(r"\.lane\d+$")
+
+
+def lane_of(queue: str, tenant_id: uuid.UUID) -> str:
+    return f"{queue}.lane{tenant_id.int % LANES}"
+
+
+def base_queue(queue: str) -> str:
+    """`whatsapp.lane2` -> `whatsapp` (delay queues keep their `.DQ`)."""
+    dq = queue.endswith(".DQ")
+    name = _LANE.sub("", queue.removesuffix(".DQ"))
+    return name + ".DQ" if dq else name
+
+
+def with_lanes(queues: tuple[str, ...] | list[str]) -> list[str]:
+    return [name for q in queues for name in (q, *(f"{q}.lane{i}" for i in range(LANES)))]
 
 
 def setup_broker(settings: Settings | None = None) -> dramatiq.Broker:
@@ -75,11 +99,14 @@ def task(name: str, *, queue: str, max_retries: int = 5, time_limit_ms: int = 60
 
         run.__name__ = run.__qualname__ = name.replace(".", "_")
         run.__module__ = fn.__module__
+        broker = get_broker()
+        for lane in with_lanes([queue])[1:]:
+            broker.declare_queue(lane)
         return dramatiq.actor(
             run,
             actor_name=name,
             queue_name=queue,
-            broker=get_broker(),
+            broker=broker,
             max_retries=max_retries,
             # An unexpected error (a deadlock, a dropped connection) is retried soon, not in minutes:
             # domain retries with their own backoff are scheduled by the pipeline, not by Dramatiq.
@@ -97,20 +124,25 @@ class PendingJob:
     actor: dramatiq.Actor
     args: tuple[Any, ...]
     delay_ms: int | None
+    tenant_id: uuid.UUID | None = None  # picks the lane; None for the actor's own queue
 
 
-def defer(session: AsyncSession, actor: dramatiq.Actor, *args: Any, delay_ms: int | None = None) -> None:
+def defer(session: AsyncSession, actor: dramatiq.Actor, *args: Any, delay_ms: int | None = None,
+          tenant_id: uuid.UUID | None = None) -> None:
     """Buffer a job on the unit of work; it is sent after commit and dropped on rollback."""
     for arg in args:
         if not isinstance(arg, (str, int, float, bool, type(None))):
             raise TypeError(f"jobs carry ids only, got {type(arg).__name__}")
-    session.sync_session.info.setdefault("pending_jobs", []).append(PendingJob(actor, args, delay_ms))
+    session.sync_session.info.setdefault("pending_jobs", []).append(PendingJob(actor, args, delay_ms, tenant_id))
 
 
 def send_now(job: PendingJob) -> bool:
     """Enqueue one job. A broker outage is logged, not raised: the outbox row brings it back later."""
     try:
-        job.actor.send_with_options(args=job.args, delay=job.delay_ms)
+        message = job.actor.message_with_options(args=job.args)
+        if job.tenant_id is not None:
+            message = message.copy(queue_name=lane_of(job.actor.queue_name, job.tenant_id))
+        job.actor.broker.enqueue(message, delay=job.delay_ms)
         return True
     except Exception as exc:  # redis.ConnectionError, TimeoutError, ...
         log.warning("enqueue failed; the sweeper will re-enqueue", extra={"actor": job.actor.actor_name, "error": type(exc).__name__})

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 from prometheus_client import REGISTRY
 
 from app.core.deps import DbSession
-from app.core.queue import get_broker
+from app.core.queue import base_queue, get_broker
 from app.outbox.service import pending_stats
 from tenants.auth import Caller, require_operator
 
@@ -33,7 +33,10 @@ async def _queue_depths() -> dict[str, int]:
     queues = sorted(broker.get_declared_queues())
 
     def read() -> dict[str, int]:
-        return {q: int(client.hlen(f"{broker.namespace}:{q}.msgs")) for q in queues}
+        depths: dict[str, int] = {}
+        for q in queues:  # tenant lanes are summed into their queue: the label stays a handful of names
+            depths[base_queue(q)] = depths.get(base_queue(q), 0) + int(client.hlen(f"{broker.namespace}:{q}.msgs"))
+        return depths
 
     try:
         return await asyncio.wait_for(asyncio.to_thread(read), timeout=2)

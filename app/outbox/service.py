@@ -45,7 +45,7 @@ async def enqueue(session: AsyncSession, tenant_id: uuid.UUID, kind: str, ref_id
     await session.execute(stmt.on_conflict_do_update(
         index_elements=["kind", "ref_id"], set_={"state": "pending", "available_at": available, "updated_at": now},
         where=_TABLE.c.tenant_id == tenant_id))
-    defer(session, actor_for(kind), str(ref_id), delay_ms=delay_ms or None)
+    defer(session, actor_for(kind), str(ref_id), delay_ms=delay_ms or None, tenant_id=tenant_id)
 
 
 async def complete(session: AsyncSession, kind: str, ref_id: uuid.UUID) -> None:
@@ -68,7 +68,7 @@ async def sweep(session: AsyncSession, *, limit: int = 500) -> int:
     await session.commit()
     sent = 0
     for item in items:
-        if item.kind in _ACTORS and send_now(PendingJob(_ACTORS[item.kind], (str(item.ref_id),), None)):
+        if item.kind in _ACTORS and send_now(PendingJob(_ACTORS[item.kind], (str(item.ref_id),), None, item.tenant_id)):
             sent += 1
     return sent
 
