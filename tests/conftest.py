@@ -128,6 +128,10 @@ async def session(database: str) -> AsyncIterator[Any]:
 async def _clean_tables(database: str) -> AsyncIterator[None]:
     """Isolation by truncation: workers and servers under test use their own connections."""
     yield
+    await truncate_all()
+
+
+async def truncate_all() -> None:
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 

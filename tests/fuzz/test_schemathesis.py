@@ -17,14 +17,12 @@ Budget: NOTIFYGW_FUZZ_EXAMPLES examples per operation (default 8; `make fuzz` se
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
-import httpx
 import hypothesis.strategies as st
 import pytest
 import requests
@@ -38,10 +36,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.app.endpoints.factories import create_endpoint, stored_delivery
-from tests.conftest import EMULATOR_URL, GATEWAY_URL
+from tests.conftest import EMULATOR_URL, GATEWAY_URL, truncate_all
 from tests.factories import ALL_SCOPES, OPERATOR, make_key, make_tenant
 from tests.support.gateway import TEMPLATE_KEY, wired_tenant
-from tests.support.providers import Emulator
+from tests.support.providers import Emulator, emulator_handle
 from tests.tenants.test_templates_routing import ORDER_SHIPPED
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
@@ -118,40 +116,14 @@ async def _clean_tables(database: str) -> AsyncIterator[None]:
     seeded world (one pytest item per operation; seeding each would add ~1 s x 46). Same cleaning,
     once, at the end of the module."""
     yield
-    from sqlalchemy import text
-    from sqlalchemy.exc import DBAPIError
-
-    from app.core.db import Base, get_engine
-    from app.core.discovery import import_models
-    from app.core.queue import get_broker
-    from tests.support.gateway import RUNNING
-
-    import_models()
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    if RUNNING:  # a worker started by an earlier module of the session: drop our jobs
-        get_broker().flush_all()
-    for attempt in range(5):
-        try:
-            async with get_engine().begin() as conn:
-                await conn.execute(text("SET LOCAL lock_timeout = '5s'"))
-                await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-            break
-        except DBAPIError:
-            if attempt == 4:
-                raise
-            await asyncio.sleep(0.2)
+    await truncate_all()
 
 
 @pytest.fixture(scope="module")
 def fuzz_emulator(emulator_server: Any) -> Iterator[Emulator]:
     """tests.support.providers' `emulator`, for the module rather than one test."""
-    server, state = emulator_server
-    base_url = f"http://127.0.0.1:{server.port}"
-    with httpx.Client(base_url=base_url, timeout=60, trust_env=False) as http:
-        handle = Emulator(base_url=base_url, state=state, http=http)
-        handle.reset()
+    with emulator_handle(emulator_server) as handle:
         yield handle
-        handle.reset()
 
 
 @pytest.fixture(scope="module")

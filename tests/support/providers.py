@@ -43,6 +43,7 @@ Interface (kept stable; adapter tests rely on it):
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 import os
 import socket
 import threading
@@ -223,8 +224,9 @@ def emulator_server() -> Iterator[tuple[UvicornThread, EmulatorState]]:
     server.stop()
 
 
-@pytest.fixture
-def emulator(emulator_server: tuple[UvicornThread, EmulatorState]) -> Iterator[Emulator]:
+@contextmanager
+def emulator_handle(emulator_server: tuple[UvicornThread, EmulatorState]) -> Iterator[Emulator]:
+    """A handle on the session's emulator, reset before and after use."""
     server, state = emulator_server
     base_url = f"http://127.0.0.1:{server.port}"
     with httpx.Client(base_url=base_url, timeout=60, trust_env=False) as http:
@@ -232,6 +234,12 @@ def emulator(emulator_server: tuple[UvicornThread, EmulatorState]) -> Iterator[E
         handle.reset()
         yield handle
         handle.reset()
+
+
+@pytest.fixture
+def emulator(emulator_server: tuple[UvicornThread, EmulatorState]) -> Iterator[Emulator]:
+    with emulator_handle(emulator_server) as handle:
+        yield handle
 
 
 # --- callback sink -------------------------------------------------------------------------------
