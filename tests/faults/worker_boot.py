@@ -2,11 +2,13 @@
 
 `python -m dramatiq tests.faults.worker_boot` boots exactly what app.worker_entry boots; only the
 timing constants below change (production: maintenance every 10 s, sweep after 30 s, resend a stuck
-`sending` after 2 min, retry backoff of minutes). The logic under test is the same at these scales.
+`sending` after 2 min, reconcile after 10 min, retry backoff of minutes). The logic under test is the same at these scales.
 
   NOTIFYGW_FAULTS_MAINTENANCE_EVERY   seconds between maintenance passes
   NOTIFYGW_FAULTS_SWEEP_AFTER         outbox SWEEP_AFTER, seconds
   NOTIFYGW_FAULTS_SENDING_GRACE       maintenance SENDING_GRACE, seconds
+  NOTIFYGW_FAULTS_RECONCILE_AFTER     maintenance RECONCILE_AFTER, seconds (a status callback lost
+                                      while the API answered 503 is repaired by the reconciler)
   NOTIFYGW_FAULTS_BACKOFF             sending BACKOFF_SECONDS, one value used for every try
 """
 
@@ -29,6 +31,8 @@ if (v := _seconds("NOTIFYGW_FAULTS_SWEEP_AFTER")) is not None:
     outbox.SWEEP_AFTER = timedelta(seconds=v)
 if (v := _seconds("NOTIFYGW_FAULTS_SENDING_GRACE")) is not None:
     maintenance.SENDING_GRACE = timedelta(seconds=v)
+if (v := _seconds("NOTIFYGW_FAULTS_RECONCILE_AFTER")) is not None:
+    maintenance.RECONCILE_AFTER = timedelta(seconds=v)
 if (v := _seconds("NOTIFYGW_FAULTS_BACKOFF")) is not None:
     sending.BACKOFF_SECONDS = (v,) * 5
 
