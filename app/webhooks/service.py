@@ -81,14 +81,12 @@ async def _status(session: AsyncSession, event: RawEvent) -> None:
     attempt = await _find_attempt(session, event.tenant_id, first(query, "a"), sid)
     if attempt is None:  # sent from the console, or by another system: kept, not an error
         event.orphan = True
-        session.add(ProviderEvent(tenant_id=event.tenant_id, attempt_id=None, raw_event_id=event.id, provider="twilio",
-                                  status=status, error_code=code, applied=False))
-        return
-    if attempt.provider_message_id is not None and not advances(attempt.status, status):
-        # Statuses only move forward, so what cannot advance the status read here cannot advance a newer
-        # one either: recorded in the timeline without taking the locks (the `queued` echo of every send).
-        session.add(ProviderEvent(tenant_id=event.tenant_id, attempt_id=attempt.id, raw_event_id=event.id,
-                                  provider="twilio", status=status, error_code=code, applied=False))
+    # Statuses only move forward, so what cannot advance the status read here cannot advance a newer one
+    # either: recorded in the timeline without taking the locks (the `queued` echo of every send).
+    if attempt is None or (attempt.provider_message_id is not None and not advances(attempt.status, status)):
+        session.add(ProviderEvent(tenant_id=event.tenant_id, attempt_id=attempt.id if attempt else None,
+                                  raw_event_id=event.id, provider="twilio", status=status, error_code=code,
+                                  applied=False))
         return
     n = await session.get(Notification, attempt.notification_id)
     assert n is not None and n.tenant_id == event.tenant_id

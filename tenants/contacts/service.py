@@ -62,10 +62,10 @@ async def resolve_id(session: AsyncSession, tenant_id: uuid.UUID, idents: Iterab
              "value_hash": i.hash, "is_current": True, "last_seen_at": now, "created_at": now} for i in new])
         inserted = (await session.execute(stmt.on_conflict_do_nothing(
             index_elements=["tenant_id", "kind", "value_hash"]).returning(_IDENTIFIERS.c.kind))).scalars().all()
-        if created and len(inserted) < len(new):  # another request created this person first
+        if created and not inserted:  # another request created this person first: adopt its contact
             winners = await _contact_ids(session, tenant_id, idents)
-            adopted = next((winners[i] for i in idents if winners.get(i) not in (None, contact_id)), None)
-            if adopted is not None and not inserted:
+            adopted = next((winners[i] for i in idents if i in winners), None)
+            if adopted is not None:
                 await session.execute(delete(Contact).where(Contact.tenant_id == tenant_id, Contact.id == contact_id))
                 contact_id = adopted
     return contact_id
