@@ -15,8 +15,8 @@ and §8); the WhatsApp-side meaning comes from Twilio's Twilio<->WhatsApp error 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Mapping
 
 from channels.base import FailureClass as F
 
@@ -100,20 +100,22 @@ TWILIO_CODES: Mapping[int, F] = MappingProxyType({code: cls for code, cls, _ in 
 TWILIO_REASONS: Mapping[int, str] = MappingProxyType({code: why for code, _, why in _TWILIO_ROWS})
 
 # SendGrid's v3 API speaks only HTTP statuses (its JSON errors carry no codes).
-SENDGRID_STATUSES: Mapping[int, F] = MappingProxyType({
-    400: F.PERMANENT,          # malformed request: the same body fails again
-    # 401 is a bad key. 403 is a key without the mail.send scope, an unverified sender identity or
-    # a temporary block for too many bad requests: all fixed by the tenant in their SendGrid
-    # settings, so they are reported as credentials problems rather than retried.
-    401: F.BAD_CREDENTIALS,
-    403: F.BAD_CREDENTIALS,
-    404: F.PERMANENT,
-    406: F.PERMANENT,
-    408: F.TRANSIENT,
-    413: F.PERMANENT,          # payload too large: shrinking it is not the retry's job
-    429: F.RATE_LIMITED,
-    451: F.PERMANENT,          # data residency restriction
-})
+SENDGRID_STATUSES: Mapping[int, F] = MappingProxyType(
+    {
+        400: F.PERMANENT,  # malformed request: the same body fails again
+        # 401 is a bad key. 403 is a key without the mail.send scope, an unverified sender identity or
+        # a temporary block for too many bad requests: all fixed by the tenant in their SendGrid
+        # settings, so they are reported as credentials problems rather than retried.
+        401: F.BAD_CREDENTIALS,
+        403: F.BAD_CREDENTIALS,
+        404: F.PERMANENT,
+        406: F.PERMANENT,
+        408: F.TRANSIENT,
+        413: F.PERMANENT,  # payload too large: shrinking it is not the retry's job
+        429: F.RATE_LIMITED,
+        451: F.PERMANENT,  # data residency restriction
+    }
+)
 
 
 def _by_http_status(http_status: int | None) -> F:
@@ -154,6 +156,13 @@ def classify_sendgrid(http_status: int | None) -> F:
     if http_status in SENDGRID_STATUSES:
         return SENDGRID_STATUSES[http_status]  # type: ignore[index]
     return _by_http_status(http_status)
+
+
+def twilio_more_info(code: int | str | None) -> str | None:
+    """Twilio's documentation URL for an error code, as its REST errors give it in `more_info`
+    (status callbacks carry only the ErrorCode, so this is how their `more_info` is filled)."""
+    number = _as_code(code)
+    return None if number is None else f"https://www.twilio.com/docs/errors/{number}"
 
 
 def twilio_reason(code: int | str | None) -> str | None:

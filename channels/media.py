@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -28,10 +28,13 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 MAX_MEDIA_BYTES = 16_000_000
 MAX_IMAGE_BYTES = 5_000_000
 
-_DOCS = ("application/pdf", "application/msword",
-         "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-         "application/vnd.openxmlformats-officedocument.presentationml.presentation",
-         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+_DOCS = (
+    "application/pdf",
+    "application/msword",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+)
 # Twilio's WhatsApp list (FACTS §6.3): images JPG/JPEG/PNG/WEBP, audio OGG/AMR/3GP/AAC/MPEG,
 # video MP4, documents PDF/DOC/DOCX/PPTX/XLSX, contacts vCard.
 WHATSAPP_MEDIA_LIMITS: Mapping[str, int] = {
@@ -42,11 +45,14 @@ WHATSAPP_MEDIA_LIMITS: Mapping[str, int] = {
     **{t: MAX_MEDIA_BYTES for t in ("text/vcard", "text/x-vcard")},
 }
 
-_METADATA = {ipaddress.ip_address(a) for a in (
-    "169.254.169.254",   # AWS, GCP, Azure, OpenStack...
-    "fd00:ec2::254",     # AWS over IPv6
-    "100.100.100.200",   # Alibaba Cloud
-)}
+_METADATA = {
+    ipaddress.ip_address(a)
+    for a in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack...
+        "fd00:ec2::254",  # AWS over IPv6
+        "100.100.100.200",  # Alibaba Cloud
+    )
+}
 _IPV4_COMPAT = ipaddress.ip_network("::/96")
 _IPV4_TRANSLATED = ipaddress.ip_network("::ffff:0:0:0/96")
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
@@ -82,10 +88,15 @@ def address_refusal(address: str | IPAddress) -> str | None:
             ip = ipaddress.IPv6Address(str(ip).split("%", 1)[0])
     if ip in _METADATA:
         return "cloud metadata endpoint"
-    checks = (("unspecified", ip.is_unspecified), ("loopback", ip.is_loopback),
-              ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
-              ("private", ip.is_private), ("reserved", ip.is_reserved),
-              ("site-local", isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local))
+    checks = (
+        ("unspecified", ip.is_unspecified),
+        ("loopback", ip.is_loopback),
+        ("link-local", ip.is_link_local),
+        ("multicast", ip.is_multicast),
+        ("private", ip.is_private),
+        ("reserved", ip.is_reserved),
+        ("site-local", isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local),
+    )
     for name, hit in checks:
         if hit:
             return f"{name} address"
@@ -96,8 +107,8 @@ def address_refusal(address: str | IPAddress) -> str | None:
 
 @dataclass(frozen=True)
 class MediaInfo:
-    url: str                   # the URL as given (what Twilio will fetch)
-    final_url: str             # after redirects
+    url: str  # the URL as given (what Twilio will fetch)
+    final_url: str  # after redirects
     content_type: str
     content_length: int | None  # None when the server does not say
 
@@ -110,7 +121,7 @@ def _refuse(reason: str) -> ChannelError:
 class _Target:
     url: str
     host: str
-    pinned: IPAddress | None   # None for trusted hosts
+    pinned: IPAddress | None  # None for trusted hosts
 
 
 class MediaGuard:
@@ -120,9 +131,15 @@ class MediaGuard:
     address check only; the scheme rule and the type/size checks still apply.
     """
 
-    def __init__(self, *, allow_http: bool = False, trusted_hosts: Iterable[str] = (),
-                 timeout: float = 5.0, max_redirects: int = 3,
-                 limits: Mapping[str, int] = WHATSAPP_MEDIA_LIMITS) -> None:
+    def __init__(
+        self,
+        *,
+        allow_http: bool = False,
+        trusted_hosts: Iterable[str] = (),
+        timeout: float = 5.0,
+        max_redirects: int = 3,
+        limits: Mapping[str, int] = WHATSAPP_MEDIA_LIMITS,
+    ) -> None:
         self.allow_http = allow_http
         self.trusted_hosts = frozenset(h.strip().lower() for h in trusted_hosts if h.strip())
         self.timeout = timeout
@@ -176,9 +193,8 @@ class MediaGuard:
             pass
         loop = asyncio.get_running_loop()
         try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), self.timeout)
-        except (socket.gaierror, UnicodeError, asyncio.TimeoutError) as exc:
+            infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), self.timeout)
+        except (TimeoutError, socket.gaierror, UnicodeError) as exc:
             raise _refuse(f"media host {host!r} does not resolve ({exc.__class__.__name__})") from None
         seen: dict[IPAddress, None] = {}
         for *_, sockaddr in infos:
@@ -191,13 +207,11 @@ class MediaGuard:
         request_url, headers, extensions = _pinned_request(target)
         # A fresh client per hop: a pooled connection to the same IP must never carry another
         # host's request (its TLS session was made for a different SNI name).
-        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False,
-                                     trust_env=False) as client:
+        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, trust_env=False) as client:
             try:
                 response = await client.head(request_url, headers=headers, extensions=extensions)
                 if response.status_code in (405, 501):  # no HEAD support: headers of a GET, no body
-                    async with client.stream("GET", request_url, headers=headers,
-                                             extensions=extensions) as streamed:
+                    async with client.stream("GET", request_url, headers=headers, extensions=extensions) as streamed:
                         response = streamed
             except httpx.TimeoutException:
                 raise _refuse(f"media URL did not answer within {self.timeout:g}s") from None
@@ -241,6 +255,7 @@ def _pinned_request(target: _Target) -> tuple[str, dict[str, str], dict[str, str
     return request_url, {"Host": host_header}, extensions
 
 
-async def check_media_url(url: str, *, allow_http: bool = False, trusted_hosts: Iterable[str] = (),
-                          timeout: float = 5.0) -> MediaInfo:
+async def check_media_url(
+    url: str, *, allow_http: bool = False, trusted_hosts: Iterable[str] = (), timeout: float = 5.0
+) -> MediaInfo:
     return await MediaGuard(allow_http=allow_http, trusted_hosts=trusted_hosts, timeout=timeout).check(url)

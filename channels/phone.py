@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Literal
 
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
+from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult, timezone
 
 Reason = Literal["unparseable", "impossible", "invalid"]
 
 _PARSE_REASONS = {
-    NumberParseException.INVALID_COUNTRY_CODE:
-        "no valid country code: write it with a leading + and country code, or set a default region",
+    NumberParseException.INVALID_COUNTRY_CODE: "no valid country code: write it with a leading + and country code, or set a default region",
     NumberParseException.NOT_A_NUMBER: "it does not look like a phone number",
     NumberParseException.TOO_SHORT_AFTER_IDD: "too short after the international prefix",
     NumberParseException.TOO_SHORT_NSN: "too short to be a phone number",
@@ -42,7 +41,7 @@ class PhoneError(ValueError):
 def strip_whatsapp(raw: str) -> str:
     raw = raw.strip()
     if raw[: len(WHATSAPP_PREFIX)].lower() == WHATSAPP_PREFIX:
-        return raw[len(WHATSAPP_PREFIX):].strip()
+        return raw[len(WHATSAPP_PREFIX) :].strip()
     return raw
 
 
@@ -86,3 +85,19 @@ def region_of(e164: str) -> str | None:
         return None
     region = phonenumbers.region_code_for_number(number)
     return None if region in (None, "ZZ", "001") else region
+
+
+def time_zones_of(e164: str) -> tuple[str, ...]:
+    """The IANA time zones phonenumbers gives for a number, in its (alphabetical) order: one for most
+    numbers, several for a mobile or non-geographic number of a country that spans zones (US, RU, AU);
+    () when it knows none."""
+    try:
+        number = phonenumbers.parse(strip_whatsapp(e164), None)
+    except NumberParseException:
+        return ()
+    return tuple(z for z in timezone.time_zones_for_number(number) if z != timezone.UNKNOWN_TIMEZONE)
+
+
+def is_region(code: str) -> bool:
+    """True for an ISO 3166-1 alpha-2 code that phone numbers can belong to ("DE"; not "ZZ", "XX")."""
+    return code in phonenumbers.SUPPORTED_REGIONS

@@ -13,13 +13,23 @@ import http.client
 import json
 import time
 import urllib.error
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import python_http_client.exceptions as sg_errors
 from sendgrid import SendGridAPIClient
 from sendgrid.helpers.mail import CustomArg, From, Mail, To
 
-from channels.base import ChannelError, EmailMessage, FailureClass, SendgridCredentials, SendResult
+from channels.base import (
+    Channel,
+    ChannelError,
+    EmailMessage,
+    FailureClass,
+    FetchUnsupported,
+    SendgridCredentials,
+    SendResult,
+)
 from channels.errors import classify_sendgrid
 
 DEFAULT_HOST = "https://api.sendgrid.com"
@@ -76,14 +86,14 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
 def _error_text(exc: sg_errors.HTTPError) -> str:
     try:
         errors = json.loads(exc.body or b"{}").get("errors") or []
-        texts = [e.get("message") for e in errors if isinstance(e, dict) and e.get("message")]
+        texts = [str(e["message"]) for e in errors if isinstance(e, dict) and e.get("message")]
     except (ValueError, AttributeError):
         texts = []
     return "; ".join(texts) or f"SendGrid answered HTTP {exc.status_code}"
 
 
 class SendGridEmail:
-    """send / verify_key against SendGrid (`host` is the emulator's URL in dev and tests)."""
+    """One SendGrid deployment (`host` is the emulator's URL in dev and tests), and `channel(creds)`."""
 
     def __init__(self, *, host: str | None = None, timeout: float = 10.0) -> None:
         if timeout <= 0:
@@ -91,7 +101,7 @@ class SendGridEmail:
         self.host = (host or DEFAULT_HOST).rstrip("/")
         self.timeout = timeout
 
-    def _client(self, creds: SendgridCredentials) -> SendGridAPIClient:
+    def client(self, creds: SendgridCredentials) -> SendGridAPIClient:
         if not creds.api_key:
             # Never let the SDK fall back to SENDGRID_API_KEY from the environment.
             raise ChannelError(FailureClass.BAD_CREDENTIALS, "SendGrid API key is missing")
@@ -99,7 +109,7 @@ class SendGridEmail:
         sg.client.timeout = self.timeout
         return sg
 
-    async def _run(self, call: Callable[[], Any]) -> Any:
+    async def run(self, call: Callable[[], Any]) -> Any:
         try:
             # The thread cannot be cancelled; the urllib timeout ends it, the outer one only
             # guarantees the caller is not held longer than that even if urllib misbehaves.
@@ -107,41 +117,73 @@ class SendGridEmail:
         except sg_errors.HTTPError as exc:
             failure = classify_sendgrid(exc.status_code)
             retry_after = _retry_after(exc.headers) if failure is FailureClass.RATE_LIMITED else None
-            raise ChannelError(failure, _error_text(exc), http_status=exc.status_code,
-                               retry_after=retry_after) from exc
-        except (TimeoutError, asyncio.TimeoutError) as exc:
+            raise ChannelError(failure, _error_text(exc), http_status=exc.status_code, retry_after=retry_after) from exc
+        except TimeoutError as exc:
             raise ChannelError(FailureClass.TRANSIENT, f"SendGrid did not answer within {self.timeout:g}s") from exc
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError):
-                raise ChannelError(FailureClass.TRANSIENT,
-                                   f"SendGrid did not answer within {self.timeout:g}s") from exc
-            raise ChannelError(FailureClass.TRANSIENT,
-                               f"could not reach SendGrid ({exc.reason.__class__.__name__})") from exc
+                raise ChannelError(FailureClass.TRANSIENT, f"SendGrid did not answer within {self.timeout:g}s") from exc
+            raise ChannelError(
+                FailureClass.TRANSIENT, f"could not reach SendGrid ({exc.reason.__class__.__name__})"
+            ) from exc
         except (ConnectionError, http.client.HTTPException) as exc:
             raise ChannelError(FailureClass.TRANSIENT, f"could not reach SendGrid ({exc.__class__.__name__})") from exc
 
-    async def send(self, creds: SendgridCredentials, message: EmailMessage) -> SendResult:
-        mail = build_mail(creds, message)
-        sg = self._client(creds)
-        response = await self._run(lambda: sg.send(mail))
+    def channel(self, creds: SendgridCredentials) -> SendGridChannel:
+        """One tenant's SendGrid account behind the Channel protocol (channels/base.py)."""
+        return SendGridChannel(self, creds)
+
+
+@dataclass(frozen=True)
+class SendGridChannel:
+    """send / verify_credentials for one SendGrid account. Implements Channel[EmailMessage]; `fetch`
+    is unsupported: Mail Send returns only an X-Message-Id, and reading a message back needs the
+    Email Activity API (a paid add-on), so SendGrid's signed events are the only read-back."""
+
+    deployment: SendGridEmail
+    creds: SendgridCredentials
+    provider: str = "sendgrid"
+
+    async def send(self, message: EmailMessage) -> SendResult:
+        mail = build_mail(self.creds, message)
+        sg = self.deployment.client(self.creds)
+        response = await self.deployment.run(lambda: sg.send(mail))
         message_id = response.headers.get("X-Message-Id")
         if not message_id:
             # Accepted but uncorrelatable: events could never be matched, so say so loudly.
-            raise ChannelError(FailureClass.PERMANENT, "SendGrid accepted the mail without an X-Message-Id",
-                               http_status=response.status_code)
-        return SendResult(provider_message_id=message_id, status="accepted",
-                          raw={"status_code": response.status_code, "x_message_id": message_id})
+            raise ChannelError(
+                FailureClass.PERMANENT,
+                "SendGrid accepted the mail without an X-Message-Id",
+                http_status=response.status_code,
+            )
+        return SendResult(
+            provider_message_id=message_id,
+            status="accepted",
+            raw={"status_code": response.status_code, "x_message_id": message_id},
+        )
 
-    async def verify_key(self, creds: SendgridCredentials) -> list[str]:
-        """A cheap authenticated call (GET /v3/scopes). Returns the key's scopes; raises
-        bad_credentials on 401/403, or when the key cannot send mail at all."""
-        sg = self._client(creds)
-        response = await self._run(lambda: sg.client.scopes.get())
+    async def fetch(self, provider_id: str) -> SendResult:
+        raise FetchUnsupported("SendGrid")
+
+    async def verify_credentials(self) -> dict[str, Any]:
+        """A cheap authenticated call (GET /v3/scopes): {"scopes": [...]}. Raises bad_credentials on
+        401/403, or when the key cannot send mail at all."""
+        sg = self.deployment.client(self.creds)
+        response = await self.deployment.run(lambda: sg.client.scopes.get())
         try:
-            scopes = list(json.loads(response.body or b"{}").get("scopes") or [])
+            scopes = [str(s) for s in json.loads(response.body or b"{}").get("scopes") or []]
         except (ValueError, AttributeError):
             scopes = []
         if scopes and "mail.send" not in scopes:
-            raise ChannelError(FailureClass.BAD_CREDENTIALS, "the SendGrid API key lacks the mail.send scope",
-                               http_status=response.status_code)
-        return scopes
+            raise ChannelError(
+                FailureClass.BAD_CREDENTIALS,
+                "the SendGrid API key lacks the mail.send scope",
+                http_status=response.status_code,
+            )
+        return {"scopes": scopes}
+
+
+if TYPE_CHECKING:  # mypy --strict checks that the channel really is one (channels/base.py)
+
+    def _conforms(channel: SendGridChannel) -> Channel[EmailMessage]:
+        return channel

@@ -15,7 +15,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import parse_qs, urlparse
 
 from cryptography.exceptions import InvalidSignature
@@ -52,8 +52,7 @@ def _pairs(params: FormParams | None) -> list[tuple[str, str]]:
     return list(params)
 
 
-def compute_twilio_signature(token: str, url: str, params: FormParams | None = None,
-                             algorithm: str = HMAC_SHA1) -> str:
+def compute_twilio_signature(token: str, url: str, params: FormParams | None = None, algorithm: str = HMAC_SHA1) -> str:
     """base64(HMAC(token, url + name1 + value1 + ...)) with names and, per name, values sorted by
     code point and de-duplicated (as Twilio does). Raises ValueError for an unknown algorithm."""
     hash_fn = _TWILIO_HASHES.get(algorithm.upper())
@@ -87,8 +86,15 @@ def _equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
 
-def validate_twilio_signature(token: str, url: str, params: FormParams | None, signature: str | None,
-                              *, algorithm: str | None = None, body: bytes | str | None = None) -> bool:
+def validate_twilio_signature(
+    token: str,
+    url: str,
+    params: FormParams | None,
+    signature: str | None,
+    *,
+    algorithm: str | None = None,
+    body: bytes | str | None = None,
+) -> bool:
     """Check X-Twilio-Signature for the URL our server was asked for (with its query string).
 
     Twilio signs either with or without the default port, so both are accepted. For JSON bodies
@@ -134,9 +140,15 @@ def load_sendgrid_public_key(public_key_b64: str) -> ec.EllipticCurvePublicKey:
     return key
 
 
-def verify_sendgrid_event(public_key_b64: str, payload: bytes, signature_b64: str | None,
-                          timestamp: str | None, *, max_age_seconds: float | None = None,
-                          now: float | None = None) -> bool:
+def verify_sendgrid_event(
+    public_key_b64: str,
+    payload: bytes,
+    signature_b64: str | None,
+    timestamp: str | None,
+    *,
+    max_age_seconds: float | None = None,
+    now: float | None = None,
+) -> bool:
     """Verify a signed Event Webhook POST. `payload` must be the raw body bytes, untouched
     (SendGrid's own vector ends in CRLF and fails without it). `max_age_seconds` optionally
     refuses stale timestamps, which the signature alone cannot do against replays."""
@@ -166,7 +178,8 @@ def sign_sendgrid_event(private_key: ec.EllipticCurvePrivateKey, payload: bytes,
 def sendgrid_public_key_b64(private_key: ec.EllipticCurvePrivateKey) -> str:
     """The string a tenant pastes into our settings, in the format SendGrid's console shows."""
     der = private_key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return base64.b64encode(der).decode()
 
 
@@ -182,7 +195,7 @@ def generate_webhook_secret() -> str:
 
 
 def _webhook_key(secret: str) -> bytes:
-    raw = secret[len(_SECRET_PREFIX):] if secret.startswith(_SECRET_PREFIX) else secret
+    raw = secret[len(_SECRET_PREFIX) :] if secret.startswith(_SECRET_PREFIX) else secret
     try:
         return base64.b64decode(raw, validate=True)
     except binascii.Error:
@@ -195,10 +208,16 @@ def sign_standard_webhook(secret: str, msg_id: str, timestamp: int, body: bytes)
     return "v1," + base64.b64encode(hmac.new(_webhook_key(secret), signed, hashlib.sha256).digest()).decode()
 
 
-def verify_standard_webhook(secret: str, msg_id: str | None, timestamp: str | int | None, body: bytes,
-                            signature_header: str | None, *,
-                            tolerance_seconds: float | None = STANDARD_WEBHOOK_TOLERANCE_SECONDS,
-                            now: float | None = None) -> bool:
+def verify_standard_webhook(
+    secret: str,
+    msg_id: str | None,
+    timestamp: str | int | None,
+    body: bytes,
+    signature_header: str | None,
+    *,
+    tolerance_seconds: float | None = STANDARD_WEBHOOK_TOLERANCE_SECONDS,
+    now: float | None = None,
+) -> bool:
     """True when any space-separated "v1,<sig>" entry matches and the timestamp is within the
     tolerance either way (None disables the age check, e.g. to re-verify an archived delivery)."""
     if not msg_id or timestamp is None or not signature_header:

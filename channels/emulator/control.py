@@ -11,13 +11,24 @@ import re
 from typing import Any, TypeVar
 
 import msgspec
-from litestar import Request, Response, get, patch, post
+from litestar import Request, Response, get, patch, post, put
+from litestar.datastructures import CacheControlHeader
 
 from channels.emulator import schemas
-from channels.emulator.callbacks import deliver_twilio, http_client
+from channels.emulator.callbacks import deliver_twilio
 from channels.emulator.errors import control_error
-from channels.emulator.state import Delivery, EmulatorState, Message, Template, sid
+from channels.emulator.state import (
+    APPROVAL_STATUSES,
+    CATEGORIES,
+    Delivery,
+    EmulatorState,
+    Message,
+    SenderLimits,
+    Template,
+    sid,
+)
 from channels.emulator.twilio_api import BSUID, CONTENT_SID, E164, PREFIX, valid_url
+from channels.emulator.webhook_client import client_for_loop
 
 T = TypeVar("T")
 VARIABLE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -39,14 +50,24 @@ def _bad_url(url: str | None, name: str) -> Response[Any] | None:
     return None
 
 
+# Responses that carry credentials (fake ones, but shaped like real ones) are never cached.
+NO_STORE = CacheControlHeader(no_store=True)
+
+
 def _account_json(account: Any) -> dict[str, Any]:
-    return {"account_sid": account.sid, "auth_token": account.auth_token, "api_key_sid": account.api_key_sid,
-            "api_key_secret": account.api_key_secret, "whatsapp_from": account.whatsapp_from,
-            "messaging_service_sid": account.messaging_service_sid, "friendly_name": account.friendly_name,
-            "inbound_url": account.inbound_url}
+    return {
+        "account_sid": account.sid,
+        "auth_token": account.auth_token,
+        "api_key_sid": account.api_key_sid,
+        "api_key_secret": account.api_key_secret,
+        "whatsapp_from": account.whatsapp_from,
+        "messaging_service_sid": account.messaging_service_sid,
+        "friendly_name": account.friendly_name,
+        "inbound_url": account.inbound_url,
+    }
 
 
-@post("/_emulator/twilio/accounts", include_in_schema=False)
+@post("/_emulator/twilio/accounts", include_in_schema=False, cache_control=NO_STORE)
 async def create_account(request: Request[Any, Any, Any], emu: EmulatorState) -> Response[Any]:
     data = await _decode(request, schemas.AccountCreate)
     if isinstance(data, Response):
@@ -57,7 +78,7 @@ async def create_account(request: Request[Any, Any, Any], emu: EmulatorState) ->
     return Response(_account_json(account), status_code=201)
 
 
-@patch("/_emulator/twilio/accounts/{account_sid:str}", include_in_schema=False)
+@patch("/_emulator/twilio/accounts/{account_sid:str}", include_in_schema=False, cache_control=NO_STORE)
 async def update_account(request: Request[Any, Any, Any], account_sid: str, emu: EmulatorState) -> Response[Any]:
     account = emu.accounts.get(account_sid)
     if account is None:
@@ -69,6 +90,61 @@ async def update_account(request: Request[Any, Any, Any], account_sid: str, emu:
         return bad
     account.inbound_url = data.inbound_url
     return Response(_account_json(account), status_code=200)
+
+
+@put("/_emulator/twilio/accounts/{account_sid:str}/limits", include_in_schema=False)
+async def set_limits(request: Request[Any, Any, Any], account_sid: str, emu: EmulatorState) -> Response[Any]:
+    """The messaging-limit tier and MPS of the account's WhatsApp sender (FACTS §6.1); replaces both."""
+    account = emu.accounts.get(account_sid)
+    if account is None:
+        return control_error(404, f"no account {account_sid}")
+    data = await _decode(request, schemas.SenderLimitsPut)
+    if isinstance(data, Response):
+        return data
+    if data.tier is not None and not 1 <= data.tier <= 10_000_000:
+        return control_error(422, "tier must be a number of people from 1, or null for no limit", field="tier")
+    if data.mps is not None and not 0 < data.mps <= 10_000:
+        return control_error(422, "mps must be a positive number of messages per second, or null", field="mps")
+    limits = emu.sender_limits.setdefault(account.whatsapp_from, SenderLimits())
+    limits.tier, limits.mps = data.tier, data.mps
+    return Response({"sender": account.whatsapp_from, **limits.to_dict(emu.now())}, status_code=200)
+
+
+@get("/_emulator/twilio/accounts/{account_sid:str}/limits", include_in_schema=False)
+async def read_limits(account_sid: str, emu: EmulatorState) -> Response[Any]:
+    account = emu.accounts.get(account_sid)
+    if account is None:
+        return control_error(404, f"no account {account_sid}")
+    limits = emu.sender_limits.get(account.whatsapp_from) or SenderLimits()
+    return Response({"sender": account.whatsapp_from, **limits.to_dict(emu.now())}, status_code=200)
+
+
+APPROVAL = re.compile(r"^[a-z_]{1,32}$")  # a known status, or any other word Twilio might one day report
+CATEGORY = re.compile(r"^[A-Z_]{1,32}$")
+LANGUAGE = re.compile(r"^[a-z]{2,3}(_[A-Za-z0-9]{2,8})*$")
+
+
+def _template_json(template: Template) -> dict[str, Any]:
+    return {
+        "content_sid": template.content_sid,
+        "account_sid": template.account_sid,
+        "variables": template.variables,
+        "body": template.body,
+        "approval": template.approval,
+        "category": template.category,
+        "language": template.language,
+        "rejection_reason": template.rejection_reason,
+    }
+
+
+def _bad_review(approval: str | None, category: str | None) -> Response[Any] | None:
+    if approval is not None and not APPROVAL.match(approval):
+        known = ", ".join(APPROVAL_STATUSES)
+        return control_error(422, f"approval must be a lowercase word such as {known}", field="approval")
+    if category is not None and not CATEGORY.match(category):
+        known = ", ".join(CATEGORIES)
+        return control_error(422, f"category must be an uppercase word such as {known}", field="category")
+    return None
 
 
 @post("/_emulator/twilio/templates", include_in_schema=False)
@@ -85,10 +161,50 @@ async def create_template(request: Request[Any, Any, Any], emu: EmulatorState) -
         return control_error(422, "content_sid must match ^HX[0-9a-fA-F]{32}$", field="content_sid")
     if content_sid in emu.templates:
         return control_error(409, f"template {content_sid} exists")
-    body = data.body or ("Emulated template " + " ".join("{{" + v + "}}" for v in data.variables)).strip()
-    emu.templates[content_sid] = Template(content_sid, data.account_sid, list(data.variables), body)
-    return Response({"content_sid": content_sid, "account_sid": data.account_sid, "variables": data.variables,
-                     "body": body, "approval": "approved"}, status_code=201)
+    if bad := _bad_review(data.approval, data.category):
+        return bad
+    if not LANGUAGE.match(data.language):
+        return control_error(422, "language must be a code such as en or pt_BR", field="language")
+    template = emu.create_template(
+        data.account_sid,
+        list(data.variables),
+        body=data.body,
+        content_sid=content_sid,
+        approval=data.approval,
+        category=data.category,
+        language=data.language,
+        friendly_name=data.friendly_name,
+    )
+    return Response(_template_json(template), status_code=201)
+
+
+@get("/_emulator/twilio/templates/{content_sid:str}", include_in_schema=False)
+async def read_template(content_sid: str, emu: EmulatorState) -> Response[Any]:
+    template = emu.templates.get(content_sid)
+    if template is None:
+        return control_error(404, f"no template {content_sid}")
+    return Response(_template_json(template), status_code=200)
+
+
+@patch("/_emulator/twilio/templates/{content_sid:str}", include_in_schema=False)
+async def review_template(request: Request[Any, Any, Any], content_sid: str, emu: EmulatorState) -> Response[Any]:
+    """Set a template's WhatsApp approval (any status, e.g. paused or disabled), category or rejection reason."""
+    template = emu.templates.get(content_sid)
+    if template is None:
+        return control_error(404, f"no template {content_sid}")
+    data = await _decode(request, schemas.TemplatePatch)
+    if isinstance(data, Response):
+        return data
+    if bad := _bad_review(data.approval, data.category):
+        return bad
+    if data.approval is not None:
+        template.approval = data.approval
+    if data.category is not None:
+        template.category = data.category
+    if data.rejection_reason is not None:
+        template.rejection_reason = data.rejection_reason[:1000]
+    template.date_updated = emu.now()
+    return Response(_template_json(template), status_code=200)
 
 
 def _media_type(url: str, given: str | None) -> str:
@@ -131,25 +247,52 @@ async def inbound(request: Request[Any, Any, Any], emu: EmulatorState) -> Respon
         sender = sender.removeprefix(PREFIX)
     profile = data.profile_name or "Emulated User"
     media_type = _media_type(data.media_url, data.media_content_type) if data.media_url else None
-    message_type = "text" if not media_type else (
-        media_type.split("/")[0] if media_type.split("/")[0] in ("image", "video", "audio") else "document")
+    message_type = (
+        "text"
+        if not media_type
+        else (media_type.split("/")[0] if media_type.split("/")[0] in ("image", "video", "audio") else "document")
+    )
     context: dict[str, str] = {"ProfileName": profile}
     if not data.hide_phone:
         context["WaId"] = phone.lstrip("+")  # type: ignore[union-attr]
     now = emu.now()
-    message = Message(sid=sid("MM" if data.media_url else "SM"), account_sid=account.sid, to=to, from_=sender,
-                      messaging_service_sid=account.messaging_service_sid, body=data.body,
-                      media_urls=[data.media_url] if data.media_url else [], direction="inbound", status="received",
-                      date_created=now, date_updated=now, date_sent=now, outcome="received")
-    params = [("SmsMessageSid", message.sid), ("NumMedia", str(len(message.media_urls))), ("ProfileName", profile),
-              ("MessageType", message_type), ("SmsSid", message.sid)]
+    message = Message(
+        sid=sid("MM" if data.media_url else "SM"),
+        account_sid=account.sid,
+        to=to,
+        from_=sender,
+        messaging_service_sid=account.messaging_service_sid,
+        body=data.body,
+        media_urls=[data.media_url] if data.media_url else [],
+        direction="inbound",
+        status="received",
+        date_created=now,
+        date_updated=now,
+        date_sent=now,
+        outcome="received",
+    )
+    params = [
+        ("SmsMessageSid", message.sid),
+        ("NumMedia", str(len(message.media_urls))),
+        ("ProfileName", profile),
+        ("MessageType", message_type),
+        ("SmsSid", message.sid),
+    ]
     if not data.hide_phone:
         params.append(("WaId", context["WaId"]))
-    params += [("SmsStatus", "received"), ("Body", data.body), ("To", to), ("NumSegments", "1"),
-               ("ReferralNumMedia", "0"), ("MessageSid", message.sid), ("AccountSid", account.sid),
-               ("MessagingServiceSid", account.messaging_service_sid), ("From", sender), ("ApiVersion", "2010-04-01"),
-               ("ChannelMetadata", json.dumps({"type": "whatsapp", "data": {"context": context}},
-                                              separators=(",", ":")))]
+    params += [
+        ("SmsStatus", "received"),
+        ("Body", data.body),
+        ("To", to),
+        ("NumSegments", "1"),
+        ("ReferralNumMedia", "0"),
+        ("MessageSid", message.sid),
+        ("AccountSid", account.sid),
+        ("MessagingServiceSid", account.messaging_service_sid),
+        ("From", sender),
+        ("ApiVersion", "2010-04-01"),
+        ("ChannelMetadata", json.dumps({"type": "whatsapp", "data": {"context": context}}, separators=(",", ":"))),
+    ]
     if data.bsuid:
         params.append(("ExternalUserId", f"{PREFIX}{data.bsuid}"))
     if data.media_url:
@@ -160,11 +303,12 @@ async def inbound(request: Request[Any, Any, Any], emu: EmulatorState) -> Respon
     if account.inbound_url:
         delivery = Delivery(kind="inbound", url=account.inbound_url, params=params)
         message.callbacks.append(delivery)
-        async with http_client() as client:
-            await deliver_twilio(client, emu, delivery, account.auth_token)
+        await deliver_twilio(client_for_loop(), emu, delivery, account.auth_token)
         webhook = delivery.to_dict()
-    return Response({"message_sid": message.sid, "opened_windows": [[to, i] for i in identities],
-                     "webhook": webhook}, status_code=200)
+    return Response(
+        {"message_sid": message.sid, "opened_windows": [[to, i] for i in identities], "webhook": webhook},
+        status_code=200,
+    )
 
 
 def _to_matches(address: str, wanted: str | None) -> bool:
@@ -173,8 +317,11 @@ def _to_matches(address: str, wanted: str | None) -> bool:
 
 @get("/_emulator/twilio/messages", include_in_schema=False)
 async def twilio_messages(emu: EmulatorState, account_sid: str | None = None, to: str | None = None) -> Response[Any]:
-    found = [m.record() for m in emu.messages.values()
-             if (not account_sid or m.account_sid == account_sid) and _to_matches(m.to, to)]
+    found = [
+        m.record()
+        for m in emu.messages.values()
+        if (not account_sid or m.account_sid == account_sid) and _to_matches(m.to, to)
+    ]
     return Response({"messages": found}, status_code=200)
 
 
@@ -187,11 +334,14 @@ async def twilio_message(message_sid: str, emu: EmulatorState) -> Response[Any]:
 
 
 def _key_json(key: Any) -> dict[str, Any]:
-    return {"api_key": key.api_key, "event_webhook_public_key": key.public_key_b64,
-            "event_webhook_url": key.event_webhook_url}
+    return {
+        "api_key": key.api_key,
+        "event_webhook_public_key": key.public_key_b64,
+        "event_webhook_url": key.event_webhook_url,
+    }
 
 
-@post("/_emulator/sendgrid/keys", include_in_schema=False)
+@post("/_emulator/sendgrid/keys", include_in_schema=False, cache_control=NO_STORE)
 async def create_sendgrid_key(request: Request[Any, Any, Any], emu: EmulatorState) -> Response[Any]:
     data = await _decode(request, schemas.SendgridKeyCreate)
     if isinstance(data, Response):
@@ -201,7 +351,7 @@ async def create_sendgrid_key(request: Request[Any, Any, Any], emu: EmulatorStat
     return Response(_key_json(emu.create_sendgrid_key(data.event_webhook_url)), status_code=201)
 
 
-@patch("/_emulator/sendgrid/keys/{api_key:str}", include_in_schema=False)
+@patch("/_emulator/sendgrid/keys/{api_key:str}", include_in_schema=False, cache_control=NO_STORE)
 async def update_sendgrid_key(request: Request[Any, Any, Any], api_key: str, emu: EmulatorState) -> Response[Any]:
     key = emu.sendgrid_keys.get(api_key)
     if key is None:
@@ -235,8 +385,12 @@ async def clock(request: Request[Any, Any, Any], emu: EmulatorState) -> Response
 
 
 def _status(emu: EmulatorState) -> dict[str, Any]:
-    return {"now": emu.now(), "offset_seconds": emu.clock_offset, "pending_tasks": emu.pending,
-            "config": {name: getattr(emu, name) for name in schemas.Config.__struct_fields__}}
+    return {
+        "now": emu.now(),
+        "offset_seconds": emu.clock_offset,
+        "pending_tasks": emu.pending,
+        "config": {name: getattr(emu, name) for name in schemas.Config.__struct_fields__},
+    }
 
 
 @get("/_emulator/status", include_in_schema=False)
@@ -263,5 +417,22 @@ async def reset(emu: EmulatorState) -> Response[Any]:
     return Response({"reset": True}, status_code=200)
 
 
-HANDLERS = [create_account, update_account, create_template, inbound, twilio_messages, twilio_message,
-            create_sendgrid_key, update_sendgrid_key, sendgrid_messages, clock, status, configure, reset]
+HANDLERS = [
+    create_account,
+    update_account,
+    set_limits,
+    read_limits,
+    create_template,
+    read_template,
+    review_template,
+    inbound,
+    twilio_messages,
+    twilio_message,
+    create_sendgrid_key,
+    update_sendgrid_key,
+    sendgrid_messages,
+    clock,
+    status,
+    configure,
+    reset,
+]

@@ -17,7 +17,7 @@ log = logging.getLogger("notifygw.emulator")
 
 TWILIO_MESSAGES: dict[int, str] = {
     20003: "Authenticate",
-    20001: "Invalid value for {name}",                         # (unverified)
+    20001: "Invalid value for {name}",  # (unverified)
     20004: "Method not allowed",
     20404: "The requested resource {path} was not found",
     20429: "Too Many Requests",
@@ -30,8 +30,8 @@ TWILIO_MESSAGES: dict[int, str] = {
     21617: "The concatenated message body exceeds the 1600 character limit.",
     21619: "A text message body or media urls must be specified.",
     21620: "Invalid media URL(s)",
-    21655: "The ContentSid is Invalid.",                      # (unverified)
-    21656: "The ContentVariables Parameter is invalid.",      # (unverified)
+    21655: "The ContentSid is Invalid.",  # (unverified)
+    21656: "The ContentVariables Parameter is invalid.",  # (unverified)
     21701: "The Messaging Service Sid {sid} is invalid.",
     21910: "Invalid From and To pair. From and To should be of the same channel",
     63007: "Twilio could not find a Channel with the specified From address",
@@ -39,27 +39,34 @@ TWILIO_MESSAGES: dict[int, str] = {
 
 # Texts carried by failed/undelivered callbacks and the Message resource's error_message.
 CALLBACK_ERRORS: dict[int, str] = {
-    63016: ("Failed to send freeform message because you are outside the allowed window. "
-            "If you are using WhatsApp, please use a Message Template."),
+    63016: (
+        "Failed to send freeform message because you are outside the allowed window. "
+        "If you are using WhatsApp, please use a Message Template."
+    ),
     30003: "Unreachable destination handset",
     63024: "Invalid message recipient",
     63028: "Number of parameters provided does not match the expected number of parameters",
+    63018: "Rate limit exceeded for Channel",
 }
 
 
 def twilio_error(code: int, status: int, **fmt: Any) -> Response[Any]:
     message = TWILIO_MESSAGES.get(code, "Error").format(**fmt)
     headers = {"WWW-Authenticate": 'Basic realm="Twilio API"'} if status == 401 else None
-    return Response({"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
-                     "status": status}, status_code=status, headers=headers)
+    return Response(
+        {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status},
+        status_code=status,
+        headers=headers,
+    )
 
 
 def sendgrid_errors(status: int, errors: list[dict[str, Any]]) -> Response[Any]:
     return Response({"errors": errors}, status_code=status)
 
 
-SENDGRID_UNAUTHORIZED = [{"message": "The provided authorization grant is invalid, expired, or revoked",
-                          "field": None, "help": None}]
+SENDGRID_UNAUTHORIZED = [
+    {"message": "The provided authorization grant is invalid, expired, or revoked", "field": None, "help": None}
+]
 
 
 def control_error(status: int, message: str, **extra: Any) -> Response[Any]:
@@ -76,11 +83,18 @@ def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
     if status >= 500:
         log.exception("emulator error on %s %s", request.method, request.url.path, exc_info=exc)
     path = request.url.path
-    if path.startswith("/2010-04-01/"):
+    if path.startswith(("/2010-04-01/", "/v1/")):  # the Messages and the Content API
         code = _TWILIO_CODE_FOR_STATUS.get(status, 20500)
         message = TWILIO_MESSAGES.get(code, detail).format(path=path) if code != 21000 else detail
-        return Response({"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
-                         "status": status}, status_code=status)
+        return Response(
+            {
+                "code": code,
+                "message": message,
+                "more_info": f"https://www.twilio.com/docs/errors/{code}",
+                "status": status,
+            },
+            status_code=status,
+        )
     if path.startswith("/v3/"):
         return sendgrid_errors(status, [{"field": None, "message": detail, "help": None}])
     return control_error(status, detail)
