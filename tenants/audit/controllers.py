@@ -4,8 +4,8 @@ from typing import Annotated
 
 from litestar import get
 from litestar.params import Parameter
-from app.core.deps import DbSession
 
+from app.core.deps import DbSession
 from app.core.pagination import page_of, paginate
 from tenants.audit.models import AuditEntry
 from tenants.audit.repository import AuditRepository
@@ -14,17 +14,36 @@ from tenants.auth import Caller, require_scope
 
 
 def render(e: AuditEntry) -> AuditEntryOut:
-    return AuditEntryOut(id=e.id, actor_type=e.actor_type, actor_id=e.actor_id, action=e.action, target_type=e.target_type,
-                         target_id=e.target_id, before=e.before, after=e.after, request_id=e.request_id, created_at=e.created_at)
+    return AuditEntryOut(
+        id=e.id,
+        actor_type=e.actor_type,
+        actor_id=e.actor_id,
+        action=e.action,
+        target_type=e.target_type,
+        target_id=e.target_id,
+        before=e.before,
+        after=e.after,
+        request_id=e.request_id,
+        created_at=e.created_at,
+    )
 
 
-@get("/v1/audit-log", tags=["audit"], security=[{"ApiKey": []}], dependencies={"principal": require_scope("admin")},
-     summary="Every operator and admin change to this tenant, newest first")
-async def list_audit_log(principal: Caller, db_session: DbSession, cursor: str | None = None,
-                         limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
-                         action: Annotated[str | None, Parameter(max_length=64)] = None,
-                         target_type: Annotated[str | None, Parameter(max_length=64)] = None,
-                         target_id: Annotated[str | None, Parameter(max_length=128)] = None) -> AuditPage:
+@get(
+    "/v1/audit-log",
+    tags=["audit"],
+    security=[{"ApiKey": []}],
+    dependencies={"principal": require_scope("admin")},
+    summary="Every operator and admin change to this tenant, newest first",
+)
+async def list_audit_log(
+    principal: Caller,
+    db_session: DbSession,
+    cursor: str | None = None,
+    limit: Annotated[int, Parameter(ge=1, le=200)] = 50,
+    action: Annotated[str | None, Parameter(max_length=64)] = None,
+    target_type: Annotated[str | None, Parameter(max_length=64)] = None,
+    target_id: Annotated[str | None, Parameter(max_length=128)] = None,
+) -> AuditPage:
     repo = AuditRepository(db_session, principal.tenant)
     stmt = repo.statement()
     if action:

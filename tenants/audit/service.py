@@ -11,8 +11,17 @@ from app.core.logging import request_id_var
 from tenants.audit.models import AuditEntry
 
 
-def record(session: AsyncSession, *, tenant_id: uuid.UUID, actor: Any, action: str, target_type: str,
-           target_id: object | None, before: dict[str, Any] | None = None, after: dict[str, Any] | None = None) -> AuditEntry:
+def record(
+    session: AsyncSession,
+    *,
+    tenant_id: uuid.UUID,
+    actor: Any,
+    action: str,
+    target_type: str,
+    target_id: object | None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
+) -> AuditEntry:
     """`actor` is a tenants.auth.Principal (or anything with actor_type/actor_id); before/after must be masked."""
     entry = AuditEntry(
         tenant_id=tenant_id,

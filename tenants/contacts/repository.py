@@ -1,12 +1,11 @@
 from __future__ import annotations
 
 import uuid
-from typing import Sequence
-
+from collections.abc import Sequence
 
 from app.core.repository import TenantRepository
 from tenants.contacts.identifiers import Identifier
-from tenants.contacts.models import Contact, ContactIdentifier, ConsentEntry, ConversationWindow, Suppression
+from tenants.contacts.models import ConsentEntry, Contact, ContactIdentifier, ConversationWindow, Suppression
 
 
 class ContactRepository(TenantRepository[Contact]):
@@ -33,6 +32,16 @@ class ConsentRepository(TenantRepository[ConsentEntry]):
             stmt = stmt.where(ConsentEntry.channel == channel)
         return await self.all(stmt.order_by(ConsentEntry.captured_at.desc(), ConsentEntry.created_at.desc()))
 
+    async def latest(self, contact_id: uuid.UUID, channel: str) -> ConsentEntry | None:
+        """The entry in force: the latest captured, as `history` orders them (one row, by the ledger's index)."""
+        stmt = (
+            self.statement()
+            .where(ConsentEntry.contact_id == contact_id, ConsentEntry.channel == channel)
+            .order_by(ConsentEntry.captured_at.desc(), ConsentEntry.created_at.desc())
+            .limit(1)
+        )
+        return (await self.session.scalars(stmt)).first()
+
 
 class SuppressionRepository(TenantRepository[Suppression]):
     model = Suppression
@@ -46,6 +55,4 @@ class WindowRepository(TenantRepository[ConversationWindow]):
         if sender:
             stmt = stmt.where(ConversationWindow.sender == sender)
         stmt = stmt.order_by(ConversationWindow.last_inbound_at.desc()).limit(1)
-        return (await self.session.execute(stmt)).scalar_one_or_none()
-
-
+        return (await self.session.scalars(stmt)).first()

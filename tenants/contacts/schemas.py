@@ -9,8 +9,13 @@ import msgspec
 from tenants.contacts.identifiers import BSUID_PATTERN
 
 Channel = Literal["whatsapp", "email"]
-Phone = Annotated[str, msgspec.Meta(min_length=3, max_length=40, description="E.164, or national with the tenant's default country")]
-Bsuid = Annotated[str, msgspec.Meta(pattern=BSUID_PATTERN, description="WhatsApp business-scoped user id, e.g. US.13491208655302741918")]
+Phone = Annotated[
+    str, msgspec.Meta(min_length=3, max_length=40, description="E.164, or national with the tenant's default country")
+]
+Bsuid = Annotated[
+    str,
+    msgspec.Meta(pattern=BSUID_PATTERN, description="WhatsApp business-scoped user id, e.g. US.13491208655302741918"),
+]
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
 Short = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 

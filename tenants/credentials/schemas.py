@@ -12,9 +12,13 @@ MessagingServiceSid = Annotated[str, msgspec.Meta(pattern=r"^MG[0-9a-fA-F]{32}$"
 AuthToken = Annotated[str, msgspec.Meta(pattern=r"^[0-9a-fA-F]{32}$", description="32 hex digits")]
 ApiKeySecret = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9]{16,128}$")]
 WhatsAppSender = Annotated[str, msgspec.Meta(pattern=r"^whatsapp:\+[1-9][0-9]{6,14}$", description="whatsapp:+E164")]
-SendgridKey = Annotated[str, msgspec.Meta(pattern=r"^SG\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}$", description="SG.xxx.yyy")]
+SendgridKey = Annotated[
+    str, msgspec.Meta(pattern=r"^SG\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}$", description="SG.xxx.yyy")
+]
 Email = Annotated[str, msgspec.Meta(pattern=r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$", max_length=254)]
-PublicKey = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9+/=]{40,400}$", description="base64 DER SubjectPublicKeyInfo (P-256)")]
+PublicKey = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Za-z0-9+/=]{40,400}$", description="base64 DER SubjectPublicKeyInfo (P-256)")
+]
 
 
 class TwilioCredentialsIn(msgspec.Struct, forbid_unknown_fields=True):

@@ -7,6 +7,9 @@ from tenants.auth import Caller, require_scope
 from tenants.routing import service
 from tenants.routing.schemas import RoutingPolicyDoc
 
+# Test keys may read configuration, never change it (README, API keys).
+READ_CONFIG = require_scope("admin", test_keys=True)
+
 
 class RoutingController(Controller):
     path = "/v1/routing"
@@ -14,7 +17,7 @@ class RoutingController(Controller):
     security = [{"ApiKey": []}]
     dependencies = {"principal": require_scope("admin")}
 
-    @get("/", summary="Read the routing policy (defaults if never set)")
+    @get("/", dependencies={"principal": READ_CONFIG}, summary="Read the routing policy (defaults if never set)")
     async def read(self, principal: Caller, db_session: DbSession) -> RoutingPolicyDoc:
         return await service.get_policy(db_session, principal.tenant)
 

@@ -6,9 +6,11 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.errors import ValidationFailed
 from app.core.repository import TenantRepository
 from app.core.ttlcache import TTLCache
 from tenants.audit import service as audit
+from tenants.routing import rules
 from tenants.routing.models import RoutingPolicy
 from tenants.routing.schemas import RoutingPolicyDoc
 
@@ -30,7 +32,12 @@ async def get_policy(session: AsyncSession, tenant_id: uuid.UUID) -> RoutingPoli
     return doc
 
 
-async def put_policy(session: AsyncSession, tenant_id: uuid.UUID, doc: RoutingPolicyDoc, *, actor: Any) -> RoutingPolicyDoc:
+async def put_policy(
+    session: AsyncSession, tenant_id: uuid.UUID, doc: RoutingPolicyDoc, *, actor: Any
+) -> RoutingPolicyDoc:
+    errors = rules.validate(doc)
+    if errors:
+        raise ValidationFailed(errors[0]["detail"] if len(errors) == 1 else "Request validation failed", errors=errors)
     repo = RoutingRepository(session, tenant_id)
     row = await repo.one_by()
     before: dict[str, Any] | None = row.policy if row else None
@@ -41,8 +48,16 @@ async def put_policy(session: AsyncSession, tenant_id: uuid.UUID, doc: RoutingPo
         row.policy = after
     await session.flush()
     _policies.invalidate_on_commit(session, tenant_id)
-    audit.record(session, tenant_id=tenant_id, actor=actor, action="routing.updated", target_type="routing",
-                 target_id=None, before=before, after=after)
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=actor,
+        action="routing.updated",
+        target_type="routing",
+        target_id=None,
+        before=before,
+        after=after,
+    )
     return doc
 
 

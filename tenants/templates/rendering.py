@@ -2,17 +2,32 @@
 
 Email text is rendered with Jinja's sandbox (tenants write these templates; they must not reach
 Python objects) and StrictUndefined (a missing variable is an error, not an empty string). HTML
-is autoescaped; plain text and subjects are not.
+is autoescaped; plain text and subjects are not. Rendering runs out of process, within a budget
+(tenants/templates/sandbox.py); here templates are only parsed, to check them and list variables.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 import jinja2
 from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
+
+from tenants.templates import sandbox
+from tenants.templates.sandbox import RenderFailed
+
+__all__ = [
+    "RenderFailed",
+    "TemplateSyntaxError",
+    "content_variables",
+    "referenced_variables",
+    "render_email",
+    "required_variables",
+    "resolve_locale",
+]
 
 _text_env = SandboxedEnvironment(autoescape=False, undefined=jinja2.StrictUndefined)
 _html_env = SandboxedEnvironment(autoescape=True, undefined=jinja2.StrictUndefined)
@@ -27,11 +42,6 @@ class TemplateSyntaxError(ValueError):
 
 def _env(field: str) -> SandboxedEnvironment:
     return _html_env if field == "html" else _text_env
-
-
-@lru_cache(maxsize=2048)
-def _compiled(field: str, source: str) -> jinja2.Template:
-    return _env(field).from_string(source)
 
 
 @lru_cache(maxsize=4096)
@@ -59,28 +69,44 @@ def required_variables(content: Mapping[str, Any]) -> list[str]:
     return ordered + extra
 
 
+def _language(tag: str) -> str:
+    return tag.replace("_", "-").split("-")[0].lower()
+
+
 def resolve_locale(locales: Mapping[str, Any], default_locale: str, requested: str | None) -> str:
-    """Exact (pt-BR), then language (pt), then any regional variant of it, then the template's default."""
+    """Exact (pt-BR, any case), then the language alone (pt), then another region of the same language
+    (pt-PT finds pt-BR: the default locale if it is one, else the first in order), then the default."""
     if requested:
         if requested in locales:
             return requested
-        by_lower = {k.lower(): k for k in locales}
-        if requested.lower() in by_lower:
-            return by_lower[requested.lower()]
-        language = requested.split("-")[0].lower()
+        by_lower = {k.lower().replace("_", "-"): k for k in locales}
+        wanted = requested.lower().replace("_", "-")
+        if wanted in by_lower:
+            return by_lower[wanted]
+        language = _language(requested)
         if language in by_lower:
             return by_lower[language]
+        if default_locale in locales and _language(default_locale) == language:
+            return default_locale
+        same_language = sorted(k for k in locales if _language(k) == language)
+        if same_language:
+            return same_language[0]
     return default_locale
 
 
-def content_variables(whatsapp: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, str]:
-    """Named variables, in order, become the Content API's {"1": ..., "2": ...} with string values."""
-    return {str(i): str(values[name]) for i, name in enumerate(whatsapp.get("variables", []), start=1)}
+def content_variables(
+    whatsapp: Mapping[str, Any], values: Mapping[str, Any], twilio_keys: list[str] | None = None
+) -> dict[str, str]:
+    """The Content API's ContentVariables (string values) from the admin's named variables. Twilio's own
+    placeholders, when synced, decide the keys: numbered ones ("1", "2", in numeric order) take the names in
+    order, named ones take the value of the same name. Unsynced, the names map in order to "1", "2", ..."""
+    names = list(whatsapp.get("variables", []))
+    if twilio_keys and not all(k.isdigit() for k in twilio_keys):
+        return {key: str(values[key]) for key in twilio_keys}
+    keys = sorted(twilio_keys, key=int) if twilio_keys else [str(i) for i in range(1, len(names) + 1)]
+    return {key: str(values[name]) for key, name in zip(keys, names, strict=False)}
 
 
-def render_email(email: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for field in ("subject", "text", "html"):
-        source = email.get(field)
-        out[field] = _compiled(field, source).render(**{k: str(v) for k, v in values.items()}) if source else None
-    return out
+async def render_email(email: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, str | None]:
+    """Subject, text and html rendered within the budget; RenderFailed when the template cannot be."""
+    return await sandbox.render({field: email.get(field) or None for field in ("subject", "text", "html")}, values)
