@@ -8,10 +8,9 @@ import os
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from app import models  # noqa: F401  (every table, so autogenerate compares the whole schema)
 from app.core.db import Base, make_engine
-from app.core.discovery import import_models
 
-import_models()
 target_metadata = Base.metadata
 config = context.config
 
