@@ -16,7 +16,7 @@ import asyncio
 import json
 import os
 import uuid
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,11 @@ from app.core.config import DEV_HOME, Settings
 DEMO_FILE = DEV_HOME / "demo.json"
 LAYOUT = 2  # demo.json of layout 1 held only the tenant and its keys: the rest is added on the next start
 
-DEMO_PHONE = "+14155550123"      # not one of the emulator's magic numbers: a reachable WhatsApp user
+DEMO_PHONE = "+14155550123"  # not one of the emulator's magic numbers: a reachable WhatsApp user
 DEMO_EMAIL = "demo@example.com"
 FROM_EMAIL = "notifications@example.com"
 TEMPLATE_KEY = "order_shipped"
-CONTENT_VARIABLES = ["1", "2"]   # the Content API's own numbered placeholders
+CONTENT_VARIABLES = ["1", "2"]  # the Content API's own numbered placeholders
 CONTENT_BODY = "Hi {{1}}, your order {{2}} has shipped."
 # Seconds between one message's successive callbacks (and event batches). With none, on SQLite, callbacks
 # for one message processed at once can each apply from a stale status and the last commit wins
@@ -38,6 +38,7 @@ DEV_CALLBACK_SPACING = 0.25
 
 
 # --- demo.json ----------------------------------------------------------------------------------
+
 
 def _save(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(mode=0o700, exist_ok=True)
@@ -61,6 +62,7 @@ def _load(path: Path) -> dict[str, Any]:
 
 
 # --- the emulator ---------------------------------------------------------------------------------
+
 
 def emulator_state(app: Any) -> Any:
     """The live EmulatorState of the emulator router mounted in `app`: what its handlers receive as `emu`.
@@ -93,24 +95,38 @@ def seed_emulator(emu: Any, demo: dict[str, Any], base: str) -> None:
     saved = demo.get("twilio")
     if saved:
         account = emu.accounts.get(saved["account_sid"]) or emu.create_account(
-            friendly_name="notifygw dev demo", account_sid=saved["account_sid"], auth_token=saved["auth_token"],
-            api_key_sid=saved["api_key_sid"], api_key_secret=saved["api_key_secret"],
-            whatsapp_from=saved["whatsapp_from"], messaging_service_sid=saved["messaging_service_sid"])
+            friendly_name="notifygw dev demo",
+            account_sid=saved["account_sid"],
+            auth_token=saved["auth_token"],
+            api_key_sid=saved["api_key_sid"],
+            api_key_secret=saved["api_key_secret"],
+            whatsapp_from=saved["whatsapp_from"],
+            messaging_service_sid=saved["messaging_service_sid"],
+        )
     else:
         account = emu.create_account(friendly_name="notifygw dev demo")
-        demo["twilio"] = {"account_sid": account.sid, "auth_token": account.auth_token,
-                          "api_key_sid": account.api_key_sid, "api_key_secret": account.api_key_secret,
-                          "whatsapp_from": account.whatsapp_from, "messaging_service_sid": account.messaging_service_sid}
+        demo["twilio"] = {
+            "account_sid": account.sid,
+            "auth_token": account.auth_token,
+            "api_key_sid": account.api_key_sid,
+            "api_key_secret": account.api_key_secret,
+            "whatsapp_from": account.whatsapp_from,
+            "messaging_service_sid": account.messaging_service_sid,
+        }
     account.inbound_url = inbound_url
 
     saved = demo.get("sendgrid")
     if saved:
         key = emu.sendgrid_keys.get(saved["api_key"]) or emu.create_sendgrid_key(
-            api_key=saved["api_key"], private_key=SendgridKey.load_private_key(saved["event_webhook_private_key"]))
+            api_key=saved["api_key"], private_key=SendgridKey.load_private_key(saved["event_webhook_private_key"])
+        )
     else:
         key = emu.create_sendgrid_key()
-        demo["sendgrid"] = {"api_key": key.api_key, "event_webhook_private_key": key.private_key_pem,
-                            "event_webhook_public_key": key.public_key_b64}
+        demo["sendgrid"] = {
+            "api_key": key.api_key,
+            "event_webhook_private_key": key.private_key_pem,
+            "event_webhook_public_key": key.public_key_b64,
+        }
     # Events are verified with the tenant's registered public key and routed by tenant id in the path.
     key.event_webhook_url = f"{base}/webhooks/sendgrid/{demo['tenant_id']}" if demo.get("tenant_id") else None
 
@@ -122,20 +138,29 @@ def seed_emulator(emu: Any, demo: dict[str, Any], base: str) -> None:
 
 # --- the database ---------------------------------------------------------------------------------
 
+
 def _template_body(content_sid: str) -> Any:
     import msgspec
 
     from tenants.templates.schemas import TemplateBody
 
-    return msgspec.convert({
-        "description": "notifygw dev demo: a WhatsApp Content template, with email for the fallback",
-        "default_locale": "en",
-        "locales": {"en": {
-            "whatsapp": {"content_sid": content_sid, "variables": ["name", "order"]},
-            "email": {"subject": "Your order {{order}} has shipped",
-                      "text": "Hi {{name}}, your order {{order}} has shipped.",
-                      "html": "<p>Hi {{name}}, your order <b>{{order}}</b> has shipped.</p>"}}},
-    }, TemplateBody)
+    return msgspec.convert(
+        {
+            "description": "notifygw dev demo: a WhatsApp Content template, with email for the fallback",
+            "default_locale": "en",
+            "locales": {
+                "en": {
+                    "whatsapp": {"content_sid": content_sid, "variables": ["name", "order"]},
+                    "email": {
+                        "subject": "Your order {{order}} has shipped",
+                        "text": "Hi {{name}}, your order {{order}} has shipped.",
+                        "html": "<p>Hi {{name}}, your order <b>{{order}}</b> has shipped.</p>",
+                    },
+                }
+            },
+        },
+        TemplateBody,
+    )
 
 
 async def store_twilio(session: Any, tenant_id: uuid.UUID, values: dict[str, Any], *, actor: Any) -> None:
@@ -145,10 +170,13 @@ async def store_twilio(session: Any, tenant_id: uuid.UUID, values: dict[str, Any
 
     from tenants.credentials import service
     from tenants.credentials.schemas import TwilioCredentialsIn
+    from tenants.credentials.specs import TWILIO
 
-    data = msgspec.convert({k: values[k] for k in ("account_sid", "auth_token", "api_key_sid", "api_key_secret",
-                                                     "whatsapp_from")}, TwilioCredentialsIn)
-    await service.store_twilio(session, tenant_id, data, actor=actor)
+    data = msgspec.convert(
+        {k: values[k] for k in ("account_sid", "auth_token", "api_key_sid", "api_key_secret", "whatsapp_from")},
+        TwilioCredentialsIn,
+    )
+    await service.store(session, TWILIO, tenant_id, data, actor=actor)
 
 
 async def store_sendgrid(session: Any, tenant_id: uuid.UUID, values: dict[str, Any], *, actor: Any) -> None:
@@ -157,11 +185,20 @@ async def store_sendgrid(session: Any, tenant_id: uuid.UUID, values: dict[str, A
 
     from tenants.credentials import service
     from tenants.credentials.schemas import SendgridCredentialsIn
+    from tenants.credentials.specs import SENDGRID, check_public_key
 
-    data = msgspec.convert({"api_key": values["api_key"], "from_email": FROM_EMAIL, "from_name": "notifygw demo",
-                            "event_webhook_public_key": values["event_webhook_public_key"]}, SendgridCredentialsIn)
-    service._check_public_key(data.event_webhook_public_key)
-    await service.store_sendgrid(session, tenant_id, data, actor=actor)
+    data = msgspec.convert(
+        {
+            "api_key": values["api_key"],
+            "from_email": FROM_EMAIL,
+            "from_name": "notifygw demo",
+            "event_webhook_public_key": values["event_webhook_public_key"],
+        },
+        SendgridCredentialsIn,
+    )
+    if data.event_webhook_public_key:  # as PUT /v1/providers/sendgrid checks it (tenants/credentials/specs.py)
+        check_public_key(data.event_webhook_public_key)
+    await service.store(session, SENDGRID, tenant_id, data, actor=actor)
 
 
 async def _existing_tenant(session: Any, demo: dict[str, Any]) -> Any:
@@ -189,13 +226,36 @@ async def _revalidate(session: Any, tenant_id: uuid.UUID, demo: dict[str, Any]) 
         return
     before = {"status": row.status, "reason": row.status_reason}
     row.status, row.status_reason = "valid", None
-    audit.record(session, tenant_id=tenant_id, actor=OPERATOR, action="provider.twilio.revalidated",
-                 target_type="twilio_credentials", target_id=row.account_sid, before=before,
-                 after={"status": "valid", "reason": "notifygw dev re-seeded the emulator with these credentials"})
+    audit.record(
+        session,
+        tenant_id=tenant_id,
+        actor=OPERATOR,
+        action="provider.twilio.revalidated",
+        target_type="twilio_credentials",
+        target_id=row.account_sid,
+        before=before,
+        after={"status": "valid", "reason": "notifygw dev re-seeded the emulator with these credentials"},
+    )
     cache.invalidate(row.account_sid)
 
 
-async def _prepare_database(demo: dict[str, Any], *, seed: bool) -> float | None:
+async def sync_contents_from(emu: Any, session: Any, tenant_id: uuid.UUID, account_sid: str) -> None:
+    """The demo account's Content templates, synced as GET /v1/ContentAndApprovals lists them, read from the
+    in-process emulator's state (the emulator answers over HTTP only once the server is up)."""
+    from types import SimpleNamespace
+
+    from channels.twilio_content import item_of
+    from tenants.templates import sync
+
+    items = [
+        item_of(SimpleNamespace(**t.content_and_approvals()))
+        for t in emu.templates.values()
+        if t.account_sid == account_sid
+    ]
+    await sync.apply(session, tenant_id, account_sid, items)
+
+
+async def _prepare_database(demo: dict[str, Any], *, seed: bool, emu: Any = None) -> float | None:
     """Make sure the demo exists in the database; returns the demo number's last inbound time (epoch seconds).
 
     With seed=False only a missing tenant (a deleted database) brings the seeding back: a demo that the
@@ -218,15 +278,23 @@ async def _prepare_database(demo: dict[str, Any], *, seed: bool) -> float | None
                 if tenant is None:
                     tenant = await accounts.create_tenant(session, name="Demo", slug="demo", actor=OPERATOR)
                 # Keys are stored hashed: ones not in demo.json can't be shown again, so mint new ones.
-                admin = await keys.create_key(session, tenant.id, name="demo admin", scopes=["admin"],
-                                              environment="live", actor=OPERATOR)
-                send = await keys.create_key(session, tenant.id, name="demo sender",
-                                             scopes=["notifications:send", "notifications:read"],
-                                             environment="live", actor=OPERATOR)
+                admin = await keys.create_key(
+                    session, tenant.id, name="demo admin", scopes=["admin"], environment="live", actor=OPERATOR
+                )
+                send = await keys.create_key(
+                    session,
+                    tenant.id,
+                    name="demo sender",
+                    scopes=["notifications:send", "notifications:read"],
+                    environment="live",
+                    actor=OPERATOR,
+                )
                 demo.update(tenant_id=str(tenant.id), admin_key=admin.key, send_key=send.key)
             phone = identifiers.phone(DEMO_PHONE, "US")
             if seed:
                 await store_twilio(session, tenant.id, demo["twilio"], actor=OPERATOR)
+                if emu is not None:
+                    await sync_contents_from(emu, session, tenant.id, demo["twilio"]["account_sid"])
                 await store_sendgrid(session, tenant.id, demo["sendgrid"], actor=OPERATOR)
                 body = _template_body(demo["content_sid"])
                 if await TemplateRepository(session, tenant.id).by_key(TEMPLATE_KEY) is None:
@@ -236,17 +304,24 @@ async def _prepare_database(demo: dict[str, Any], *, seed: bool) -> float | None
                 contact = await contacts.resolve(session, tenant.id, [phone, identifiers.email(DEMO_EMAIL)])
                 if await contacts.consent_state(session, tenant.id, contact.id, "whatsapp") != "granted":
                     await contacts.record_consent(
-                        session, tenant.id, contact, channel="whatsapp", status="granted", source="notifygw_dev",
+                        session,
+                        tenant.id,
+                        contact,
+                        channel="whatsapp",
+                        status="granted",
+                        source="notifygw_dev",
                         proof="The demo user agreed to order updates on WhatsApp (made up by notifygw dev).",
-                        captured_at=None, actor=OPERATOR)
+                        captured_at=None,
+                        actor=OPERATOR,
+                    )
             else:
                 await _revalidate(session, tenant.id, demo)
             await session.commit()
-            contact = await contacts.find(session, tenant.id, phone)
-            last = await contacts.last_inbound(session, tenant.id, contact.id, None) if contact else None
+            found = await contacts.find(session, tenant.id, phone)
+            last = await contacts.last_inbound(session, tenant.id, found.id, None) if found else None
             if last is None:
                 return None
-            return (last if last.tzinfo else last.replace(tzinfo=timezone.utc)).timestamp()
+            return (last if last.tzinfo else last.replace(tzinfo=UTC)).timestamp()
     finally:
         await dispose_engine()  # this loop ends here; the server opens its own connections
 
@@ -257,7 +332,7 @@ def ensure_demo(app: Any, settings: Settings) -> dict[str, Any]:
     seed = demo.get("layout") != LAYOUT
     emu = emulator_state(app)
     seed_emulator(emu, demo, settings.public_base_url)
-    last_inbound = asyncio.run(_prepare_database(demo, seed=seed))
+    last_inbound = asyncio.run(_prepare_database(demo, seed=seed, emu=emu))
     seed_emulator(emu, demo, settings.public_base_url)  # again: the event webhook URL needs the tenant id
     if last_inbound is not None:
         # The gateway remembers the demo user's last message; the restarted emulator must agree on the window.
@@ -269,10 +344,13 @@ def ensure_demo(app: Any, settings: Settings) -> dict[str, Any]:
 
 # --- the banner -------------------------------------------------------------------------------------
 
+
 def _notify(body: dict[str, Any]) -> str:
-    return ("curl -s \"$NGW/v1/notifications\" -H \"Authorization: Bearer $SEND_KEY\" \\\n"
-            f"       -H 'Content-Type: application/json' -d '{json.dumps(body)}' \\\n"
-            "       | sed -E 's/.*\"id\": *\"([^\"]+)\".*/\\1/'")
+    return (
+        'curl -s "$NGW/v1/notifications" -H "Authorization: Bearer $SEND_KEY" \\\n'
+        f"       -H 'Content-Type: application/json' -d '{json.dumps(body)}' \\\n"
+        '       | sed -E \'s/.*"id": *"([^"]+)".*/\\1/\''
+    )
 
 
 def banner(settings: Settings, demo: dict[str, Any]) -> str:
@@ -280,55 +358,60 @@ def banner(settings: Settings, demo: dict[str, Any]) -> str:
     to = {"phone": DEMO_PHONE, "email": DEMO_EMAIL}
     template = _notify({"to": to, "template": TEMPLATE_KEY, "variables": {"name": "Ava", "order": "18473"}})
     text = _notify({"to": to, "text": "Your parcel is at the door."})
-    inbound = json.dumps({"account_sid": demo["twilio"]["account_sid"], "from": DEMO_PHONE,
-                          "body": "Hi! Where is my parcel?"})
-    get = "curl -s \"$NGW/v1/notifications/{}\" -H \"Authorization: Bearer $SEND_KEY\" | python3 -m json.tool"
-    return "\n".join([
-        "",
-        f"notifygw dev is running at {base}",
-        f"  database: {settings.database_url}",
-        "  queue:    in-process (Dramatiq StubBroker, worker in this process)",
-        f"  emulator: Twilio and SendGrid at {base} (control API under /_emulator/)",
-        f"  operator token: in {DEV_HOME / 'operator_token'}",
-        f"  API reference:  {base}/schema",
-        "",
-        f"Demo tenant {demo['tenant_id']} (slug demo)",
-        f"  admin key: {demo['admin_key']}",
-        f"  send key:  {demo['send_key']}",
-        f"  Twilio (emulated):   account {demo['twilio']['account_sid']}, sender {demo['twilio']['whatsapp_from']}",
-        f"  SendGrid (emulated): events to {base}/webhooks/sendgrid/{demo['tenant_id']}",
-        f"  template {TEMPLATE_KEY!r} (Content {demo['content_sid']})",
-        f"  demo user {DEMO_PHONE} ({DEMO_EMAIL}): WhatsApp consent granted",
-        f"  fake, dev-only credentials: {DEMO_FILE}",
-        "",
-        "Try it (bash, in order):",
-        "",
-        f"  export NGW={base} SEND_KEY={demo['send_key']}",
-        "",
-        f"  # 1. A template notification to {DEMO_PHONE}: a WhatsApp template needs no open window -> delivered, then read",
-        f"  N1=$({template}); echo \"$N1\"",
-        "",
-        "  # 2. Text only, same number: the 24h window is closed, so WhatsApp can't carry it -> email",
-        f"  N2=$({text}); echo \"$N2\"",
-        "",
-        "  # 3. A few seconds later: status, channel, attempts, provider events and routing decisions of each",
-        "  " + get.format("$N1"),
-        "  " + get.format("$N2"),
-        "",
-        "  # 4. The demo user writes in on WhatsApp (emulator control API): that opens the 24h window ...",
-        f"  curl -s \"$NGW/_emulator/twilio/inbound\" -H 'Content-Type: application/json' -d '{inbound}'; echo",
-        "  # ... once the gateway has processed it (webhooks are handled asynchronously; this takes a moment) ...",
-        f"  until curl -s \"$NGW/v1/contacts?phone=%2B{DEMO_PHONE[1:]}\" -H \"Authorization: Bearer $SEND_KEY\" "
-        "| grep '\"window_open\":true' >/dev/null; do sleep 0.2; done",
-        "  # ... the same text now goes on WhatsApp:",
-        f"  N3=$({text}); echo \"$N3\"",
-        "  " + get.format("$N3"),
-        "",
-        f"  What the emulator sent: curl -s \"$NGW/_emulator/twilio/messages?to=whatsapp:%2B{DEMO_PHONE[1:]}\"",
-        "                          curl -s \"$NGW/_emulator/sendgrid/messages\"",
-        "  (After step 4 the window stays open for 24 h, so step 2 goes on WhatsApp too; rm -rf .notifygw starts over.)",
-        "",
-    ])
+    inbound = json.dumps(
+        {"account_sid": demo["twilio"]["account_sid"], "from": DEMO_PHONE, "body": "Hi! Where is my parcel?"}
+    )
+    get = 'curl -s "$NGW/v1/notifications/{}" -H "Authorization: Bearer $SEND_KEY" | python3 -m json.tool'
+    return "\n".join(
+        [
+            "",
+            f"notifygw dev is running at {base}",
+            f"  database: {settings.database_url}",
+            "  queue:    in-process (Dramatiq StubBroker, worker in this process)",
+            f"  emulator: Twilio and SendGrid at {base} (control API under /_emulator/)",
+            f"  operator token: in {DEV_HOME / 'operator_token'}",
+            f"  API reference:  {base}/schema",
+            f"  admin console:  {base}/console  (sign in with the demo admin key below)",
+            f"  operator view:  {base}/console/operator/sign-in  (sign in with the operator token)",
+            "",
+            f"Demo tenant {demo['tenant_id']} (slug demo)",
+            f"  admin key: {demo['admin_key']}",
+            f"  send key:  {demo['send_key']}",
+            f"  Twilio (emulated):   account {demo['twilio']['account_sid']}, sender {demo['twilio']['whatsapp_from']}",
+            f"  SendGrid (emulated): events to {base}/webhooks/sendgrid/{demo['tenant_id']}",
+            f"  template {TEMPLATE_KEY!r} (Content {demo['content_sid']})",
+            f"  demo user {DEMO_PHONE} ({DEMO_EMAIL}): WhatsApp consent granted",
+            f"  fake, dev-only credentials: {DEMO_FILE}",
+            "",
+            "Try it (bash, in order):",
+            "",
+            f"  export NGW={base} SEND_KEY={demo['send_key']}",
+            "",
+            f"  # 1. A template notification to {DEMO_PHONE}: a WhatsApp template needs no open window -> delivered, then read",
+            f'  N1=$({template}); echo "$N1"',
+            "",
+            "  # 2. Text only, same number: the 24h window is closed, so WhatsApp can't carry it -> email",
+            f'  N2=$({text}); echo "$N2"',
+            "",
+            "  # 3. A few seconds later: status, channel, attempts, provider events and routing decisions of each",
+            "  " + get.format("$N1"),
+            "  " + get.format("$N2"),
+            "",
+            "  # 4. The demo user writes in on WhatsApp (emulator control API): that opens the 24h window ...",
+            f"  curl -s \"$NGW/_emulator/twilio/inbound\" -H 'Content-Type: application/json' -d '{inbound}'; echo",
+            "  # ... once the gateway has processed it (webhooks are handled asynchronously; this takes a moment) ...",
+            f'  until curl -s "$NGW/v1/contacts?phone=%2B{DEMO_PHONE[1:]}" -H "Authorization: Bearer $SEND_KEY" '
+            "| grep '\"window_open\":true' >/dev/null; do sleep 0.2; done",
+            "  # ... the same text now goes on WhatsApp:",
+            f'  N3=$({text}); echo "$N3"',
+            "  " + get.format("$N3"),
+            "",
+            f'  What the emulator sent: curl -s "$NGW/_emulator/twilio/messages?to=whatsapp:%2B{DEMO_PHONE[1:]}"',
+            '                          curl -s "$NGW/_emulator/sendgrid/messages"',
+            "  (After step 4 the window stays open for 24 h, so step 2 goes on WhatsApp too; rm -rf .notifygw starts over.)",
+            "",
+        ]
+    )
 
 
 def bootstrap(app: Any, settings: Settings) -> str:

@@ -8,10 +8,11 @@ import threading
 import dramatiq
 from dramatiq.middleware import Middleware
 
+from app import models  # noqa: F401  (every table and mapper, before the first query)
+from app.actors import ACTORS
 from app.core.config import get_settings
-from app.core.discovery import import_models, import_tasks
 from app.core.logging import configure_logging, get_logger
-from app.core.queue import get_broker, setup_broker
+from app.core.queue import declare, get_broker, setup_broker
 
 log = get_logger("notifygw.worker")
 MAINTENANCE_EVERY_SECONDS = 10.0
@@ -63,9 +64,8 @@ def boot(*, maintenance: bool = True) -> dramatiq.Broker:
         dramatiq.worker.QUEUE_PREFETCH = QUEUE_PREFETCH
     settings = get_settings()
     configure_logging(settings.log_level)
-    broker = setup_broker(settings)
-    import_models()
-    import_tasks()
+    setup_broker(settings)
+    broker = declare(ACTORS)
     if maintenance and not any(isinstance(m, Maintenance) for m in broker.middleware):
         broker.add_middleware(Maintenance())
     return broker

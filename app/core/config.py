@@ -9,9 +9,9 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 PREFIX = "NOTIFYGW_"
 DEV_HOME = Path(".notifygw")
@@ -91,19 +91,34 @@ class Settings:
     log_level: str = "INFO"
     max_body_bytes: int = 65536
     provider_timeout_seconds: float = 10.0
+    # Connections per process and event loop (PostgreSQL): pool, and overflow above it at peaks.
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
     # Hosts the SSRF guard lets through despite being loopback: only the emulator, and only when set.
     trusted_media_hosts: tuple[str, ...] = field(default_factory=tuple)
+    # Hosts a tenant's webhook endpoint URL may name although private: a setting of its own, so trusting
+    # the emulator for media never opens endpoints to it (issue 11, §12).
+    webhook_endpoint_allowed_hosts: tuple[str, ...] = field(default_factory=tuple)
     mount_emulator: bool = False
     allow_http_media: bool = False
     # Prefix of every Redis key (queues, rate limits): lets deployments, or parallel test runs, share a Redis.
     redis_namespace: str = "notifygw"
+    # Slow and idle clients (app/server.py, app/core/limits.py): per API process, not per deployment.
+    keepalive_timeout_seconds: float = 5.0  # an idle keep-alive connection is closed after this
+    header_timeout_seconds: float = 10.0  # a request's headers must be complete this long after its first byte
+    body_timeout_seconds: float = 30.0  # ...and its body this long after its headers (else 408)
+    max_header_bytes: int = 32768  # request line + headers (else 431)
+    max_concurrent_requests: int = 256  # requests in the app at once; beyond it 503 with Retry-After
+    max_connections: int = 2048  # open connections, idle ones included (uvicorn's own plain 503)
+    # Proxies whose X-Forwarded-For/-Proto uvicorn believes (comma-separated IPs or "*"); unset: none are.
+    forwarded_allow_ips: str | None = None
 
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
 
 
-def _dev_secret(name: str, make: "callable[[], str]") -> str:
+def _dev_secret(name: str, make: Callable[[], str]) -> str:
     """Generate once, keep in ./.notifygw at 0600, reuse on every start."""
     DEV_HOME.mkdir(mode=0o700, exist_ok=True)
     path = DEV_HOME / name
@@ -126,7 +141,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev: bool | None = No
     if dev is None:
         dev = (get("ENV") or "production").lower() == "dev"
 
-    def required_secret(name: str, dev_file: str, make: "callable[[], str]") -> str:
+    def required_secret(name: str, dev_file: str, make: Callable[[], str]) -> str:
         value = get(name)
         if value is not None:
             return value
@@ -147,12 +162,24 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev: bool | None = No
     except ValueError as exc:
         raise ConfigError(f"{PREFIX}MAX_BODY_BYTES / PROVIDER_TIMEOUT_SECONDS: {exc}") from None
 
+    def positive(name: str, default: float, kind: type = float) -> float:
+        raw = get(name)
+        try:
+            value = kind(raw) if raw is not None else default
+        except ValueError:
+            raise ConfigError(f"{PREFIX}{name}: {raw!r} is not a {'whole ' if kind is int else ''}number") from None
+        if value <= 0:
+            raise ConfigError(f"{PREFIX}{name} must be above 0")
+        return value
+
     return Settings(
         dev=dev,
         database_url=database_url,
         redis_url=get("REDIS_URL"),
         public_base_url=(get("PUBLIC_BASE_URL") or "http://127.0.0.1:8000").rstrip("/"),
-        operator_token=Secret(required_secret("OPERATOR_TOKEN", "operator_token", lambda: "op_" + secrets.token_urlsafe(32))),
+        operator_token=Secret(
+            required_secret("OPERATOR_TOKEN", "operator_token", lambda: "op_" + secrets.token_urlsafe(32))
+        ),
         encryption_keys=parse_encryption_keys(
             required_secret("ENCRYPTION_KEYS", "encryption_keys", lambda: new_encryption_key_entry("k1"))
         ),
@@ -162,11 +189,26 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev: bool | None = No
         log_level=(get("LOG_LEVEL") or "INFO").upper(),
         max_body_bytes=max_body,
         provider_timeout_seconds=timeout,
-        trusted_media_hosts=tuple(h.strip() for h in (get("TRUSTED_MEDIA_HOSTS") or "").split(",") if h.strip()),
+        trusted_media_hosts=_hosts(get("TRUSTED_MEDIA_HOSTS")),
+        webhook_endpoint_allowed_hosts=_hosts(get("WEBHOOK_ENDPOINT_ALLOWED_HOSTS")),
         mount_emulator=dev or _flag(get("MOUNT_EMULATOR")),
         allow_http_media=dev or _flag(get("ALLOW_HTTP_MEDIA")),
         redis_namespace=get("REDIS_NAMESPACE") or "notifygw",
+        keepalive_timeout_seconds=positive("KEEPALIVE_TIMEOUT_SECONDS", 5.0),
+        header_timeout_seconds=positive("HEADER_TIMEOUT_SECONDS", 10.0),
+        body_timeout_seconds=positive("BODY_TIMEOUT_SECONDS", 30.0),
+        max_header_bytes=int(positive("MAX_HEADER_BYTES", 32768, int)),
+        max_concurrent_requests=int(positive("MAX_CONCURRENT_REQUESTS", 256, int)),
+        max_connections=int(positive("MAX_CONNECTIONS", 2048, int)),
+        forwarded_allow_ips=get("FORWARDED_ALLOW_IPS"),
+        db_pool_size=int(positive("DB_POOL_SIZE", 10, int)),
+        db_max_overflow=int(get("DB_MAX_OVERFLOW") or 10),
     )
+
+
+def _hosts(value: str | None) -> tuple[str, ...]:
+    """`host` or `host:port`, comma-separated."""
+    return tuple(h.strip() for h in (value or "").split(",") if h.strip())
 
 
 def _flag(value: str | None) -> bool:

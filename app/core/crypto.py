@@ -10,8 +10,8 @@ import base64
 import hashlib
 import hmac
 import os
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Iterable
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM

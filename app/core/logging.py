@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -26,12 +27,16 @@ _SENSITIVE_VALUE = re.compile(
     r"(ngw_(live|test)_[A-Za-z0-9_\-]+|whsec_[A-Za-z0-9_\-+/=]+|SG\.[A-Za-z0-9_\-.]{10,}|(Basic|Bearer)\s+[A-Za-z0-9._~+/=\-]+)"
 )
 
+# Personal data whatever key it sits under: an E.164 number (with or without "whatsapp:") or an email
+# address. Logs outlive erasure (DELETE /v1/contacts/{id} cannot reach them), so they never hold either.
+_PERSONAL_VALUE = re.compile(r"(?<![\w+])\+?[1-9]\d{7,14}\b(?![-:.]\d)|[\w.+%-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+
 
 def redact(value: Any, key: str | None = None) -> Any:
     if key is not None and _SENSITIVE_KEY.search(key):
         return REDACTED if value not in (None, "") else value
     if isinstance(value, str):
-        return _SENSITIVE_VALUE.sub(REDACTED, value)
+        return _PERSONAL_VALUE.sub(REDACTED, _SENSITIVE_VALUE.sub(REDACTED, value))
     if isinstance(value, dict):
         return {k: redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -39,18 +44,18 @@ def redact(value: Any, key: str | None = None) -> Any:
     return value
 
 
-def _redact_processor(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _redact_processor(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     return {k: redact(v, None if k == "event" else k) for k, v in event_dict.items()}
 
 
-def _add_request_id(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _add_request_id(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     rid = request_id_var.get()
     if rid is not None:
         event_dict.setdefault("request_id", rid)
     return event_dict
 
 
-def _stdlib_extras(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def _stdlib_extras(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     record: logging.LogRecord | None = event_dict.get("_record")
     if record is not None:
         for k, v in record.__dict__.items():
@@ -61,7 +66,7 @@ def _stdlib_extras(_logger: Any, _method: str, event_dict: dict[str, Any]) -> di
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime", "color_message"}
 
-_SHARED = [
+_SHARED: list[structlog.typing.Processor] = [
     structlog.contextvars.merge_contextvars,
     structlog.stdlib.add_log_level,
     structlog.stdlib.add_logger_name,
@@ -108,4 +113,4 @@ def configure_logging(level: str = "INFO", stream: Any = None) -> None:
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)
+    return cast(structlog.stdlib.BoundLogger, structlog.get_logger(name))

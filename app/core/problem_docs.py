@@ -24,25 +24,29 @@ PROBLEM = Schema(
         "detail": _STRING,
         "instance": _STRING,
         "request_id": _STRING,
-        "errors": Schema(type=OpenAPIType.ARRAY, items=Schema(
-            type=OpenAPIType.OBJECT, properties={"pointer": _STRING, "detail": _STRING})),
+        "errors": Schema(
+            type=OpenAPIType.ARRAY,
+            items=Schema(type=OpenAPIType.OBJECT, properties={"pointer": _STRING, "detail": _STRING}),
+        ),
     },
 )
 _WHY = {
     "400": "Malformed request (body not JSON, bad parameter)",
     "401": "Missing or invalid credential",
-    "403": "Valid credential without the scope, or the tenant is suspended",
+    "403": "Valid credential without the scope, a test key where only live keys may go, or the tenant is suspended",
     "404": "No such object (another tenant's objects are 404 too)",
     "422": "Validation failed; `errors` points at each field (JSON pointers)",
     "429": "Rate limited; see Retry-After",
-    "503": "A dependency is down; see Retry-After",
+    "503": "A dependency is down, the database is busy (a lock held too long), or the process is at its concurrency limit; see Retry-After",
     "default": "Any other error, as problem+json",
 }
 
 
 def _problem(code: str) -> OpenAPIResponse:
-    return OpenAPIResponse(description=_WHY[code], content={
-        PROBLEM_MEDIA_TYPE: OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Problem"))})
+    return OpenAPIResponse(
+        description=_WHY[code],
+        content={PROBLEM_MEDIA_TYPE: OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Problem"))},
+    )
 
 
 def document_problems(openapi: OpenAPI) -> None:

@@ -26,7 +26,7 @@ def media_guard() -> MediaGuard:
 
 @lru_cache(maxsize=1)
 def twilio() -> TwilioWhatsApp:
-    from channels.twilio_whatsapp import TwilioWhatsApp
+    from channels.twilio_whatsapp import TwilioWhatsApp  # on first use: the SDKs' start-up cost (see above)
 
     s = get_settings()
     return TwilioWhatsApp(base_url=s.twilio_api_base_url, timeout=s.provider_timeout_seconds, media_guard=media_guard())
@@ -34,7 +34,7 @@ def twilio() -> TwilioWhatsApp:
 
 @lru_cache(maxsize=1)
 def sendgrid() -> SendGridEmail:
-    from channels.sendgrid_email import SendGridEmail
+    from channels.sendgrid_email import SendGridEmail  # on first use: the SDKs' start-up cost (see above)
 
     s = get_settings()
     return SendGridEmail(host=s.sendgrid_api_base_url, timeout=s.provider_timeout_seconds)

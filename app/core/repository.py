@@ -1,20 +1,30 @@
 """Tenant-scoped repositories: every query starts from a statement already filtered by tenant_id.
 
 Controllers never add tenant filters by hand. Another tenant's row is simply not found (404).
+`owned_by` is the filter itself, for the few statements that are not a repository's (a bulk
+delete, an upsert's conflict scope); app/notify/lookups.py holds the hot-path reads.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Any, Generic, Sequence, TypeVar
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from app.core.db import Base
 from app.core.errors import NotFound
 
 M = TypeVar("M", bound=Base)
+
+
+def owned_by(model: Any, tenant_id: uuid.UUID | QueryableAttribute[uuid.UUID]) -> ColumnElement[bool]:
+    """`model.tenant_id == tenant_id`, written once (tests/meta/test_tenant_scoping.py). The tenant may be
+    another table's column, in a correlated subquery: the same tenant as the row it is read for."""
+    return model.tenant_id == tenant_id  # type: ignore[no-any-return]
 
 
 class TenantRepository(Generic[M]):
@@ -24,8 +34,8 @@ class TenantRepository(Generic[M]):
         self.session = session
         self.tenant_id = tenant_id
 
-    def statement(self) -> Select[tuple[M]]:
-        return select(self.model).where(self.model.tenant_id == self.tenant_id)  # type: ignore[attr-defined]
+    def statement(self) -> Select[M]:
+        return select(self.model).where(owned_by(self.model, self.tenant_id))
 
     async def get(self, id_: uuid.UUID | str, *, what: str | None = None) -> M:
         found = await self.find(id_)
@@ -38,14 +48,20 @@ class TenantRepository(Generic[M]):
             key = id_ if isinstance(id_, uuid.UUID) else uuid.UUID(str(id_))
         except ValueError:
             return None
-        return (await self.session.execute(self.statement().where(self.model.id == key))).scalar_one_or_none()  # type: ignore[attr-defined]
+        # `model` is any mapped class here (M is bound to Base), so its `id` column is not known to the checker.
+        stmt = self.statement().where(self.model.id == key)  # type: ignore[attr-defined]
+        return (await self.session.scalars(stmt)).one_or_none()
 
     async def one_by(self, **filters: Any) -> M | None:
         stmt = self.statement().filter_by(**filters)
-        return (await self.session.execute(stmt)).scalar_one_or_none()
+        return (await self.session.scalars(stmt)).one_or_none()
 
-    async def all(self, stmt: Select[tuple[M]] | None = None) -> Sequence[M]:
-        return (await self.session.execute(stmt if stmt is not None else self.statement())).scalars().all()
+    async def count(self) -> int:
+        stmt = select(func.count()).select_from(self.model).where(owned_by(self.model, self.tenant_id))
+        return int((await self.session.execute(stmt)).scalar_one())
+
+    async def all(self, stmt: Select[M] | None = None) -> Sequence[M]:
+        return (await self.session.scalars(stmt if stmt is not None else self.statement())).all()
 
     def add(self, row: M) -> M:
         row.tenant_id = self.tenant_id  # type: ignore[attr-defined]
@@ -54,3 +70,10 @@ class TenantRepository(Generic[M]):
 
     async def delete(self, row: M) -> None:
         await self.session.delete(row)
+
+
+def repository(session: AsyncSession, tenant_id: uuid.UUID, model: type[M]) -> TenantRepository[M]:
+    """A scoped repository for a model chosen at run time (a quota's counted table, a provider's credentials)."""
+    repo: TenantRepository[M] = TenantRepository(session, tenant_id)
+    repo.model = model
+    return repo

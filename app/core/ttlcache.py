@@ -8,11 +8,12 @@ as API keys and credentials already do (README, "Caches").
 from __future__ import annotations
 
 import time
-from typing import Generic, Hashable, TypeVar
+from collections.abc import Hashable
+from typing import Generic, TypeVar
 
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+
+from app.core.uow import unit_of
 
 TTL_SECONDS = 5.0
 V = TypeVar("V")
@@ -40,15 +41,4 @@ class TTLCache(Generic[V]):
     def invalidate_on_commit(self, session: AsyncSession, key: Hashable) -> None:
         """Now, and again after commit: a reader between the two would otherwise cache the old value."""
         self.invalidate(key)
-        session.sync_session.info.setdefault("ttl_invalidations", []).append((self, key))
-
-
-@event.listens_for(Session, "after_commit")
-def _invalidate_after_commit(session: Session) -> None:
-    for cache, key in session.info.pop("ttl_invalidations", []):
-        cache.invalidate(key)
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop("ttl_invalidations", None)
+        unit_of(session).invalidate_after_commit(self, key)

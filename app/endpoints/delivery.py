@@ -54,7 +54,7 @@ FAILURES = SystemActor("webhook_failures")
 @dataclass(frozen=True)
 class Outcome:
     status: int | None  # the HTTP status, or None when no response came back
-    error: str | None   # why there was no response (or why we did not call)
+    error: str | None  # why there was no response (or why we did not call)
     duration_ms: int
 
     @property
@@ -84,15 +84,25 @@ async def deliver(session: AsyncSession, delivery_id: uuid.UUID) -> None:
         outcome = Outcome(None, "the endpoint's secret cannot be decrypted with the configured keys", 0)
     else:
         outcome = await post(endpoint.url, str(delivery.id), delivery.payload, secret)
-    log.info("webhook attempt", delivery_id=str(delivery.id), endpoint_id=str(endpoint.id), status=outcome.status,
-             error=outcome.error, duration_ms=outcome.duration_ms)
+    log.info(
+        "webhook attempt",
+        delivery_id=str(delivery.id),
+        endpoint_id=str(endpoint.id),
+        status=outcome.status,
+        error=outcome.error,
+        duration_ms=outcome.duration_ms,
+    )
     await _record(session, delivery_id, outcome)
 
 
 async def _locked(session: AsyncSession, delivery_id: uuid.UUID) -> Any:
-    stmt = (select(WebhookDelivery, WebhookEndpoint).join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-            .where(WebhookDelivery.id == delivery_id).execution_options(populate_existing=True))
-    if session.bind.dialect.name == "postgresql":
+    stmt = (
+        select(WebhookDelivery, WebhookEndpoint)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(WebhookDelivery.id == delivery_id)
+        .execution_options(populate_existing=True)
+    )
+    if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(of=WebhookDelivery)
     return (await session.execute(stmt)).one_or_none()
 
@@ -132,16 +142,22 @@ async def post(url: str, msg_id: str, payload: dict[str, Any], secret: str) -> O
     body = msgspec.json.encode(payload)
     timestamp = int(time.time())  # per attempt; the id stays the same across retries
     request_url, pin_headers, extensions = urls.pinned_request(target)
-    headers = {"content-type": "application/json", "user-agent": USER_AGENT, "webhook-id": msg_id,
-               "webhook-timestamp": str(timestamp),
-               "webhook-signature": sign_standard_webhook(secret, msg_id, timestamp, body), **pin_headers}
+    headers = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign_standard_webhook(secret, msg_id, timestamp, body),
+        **pin_headers,
+    }
     try:
         async with httpx.AsyncClient(timeout=TIMEOUT_SECONDS, follow_redirects=False, trust_env=False) as client:
             # httpx times each read separately; this bounds the whole exchange. The body of the
             # answer is never read: only the status matters, and a huge body must cost nothing.
             async with asyncio.timeout(TIMEOUT_SECONDS):
-                async with client.stream("POST", request_url, content=body, headers=headers,
-                                         extensions=extensions) as response:
+                async with client.stream(
+                    "POST", request_url, content=body, headers=headers, extensions=extensions
+                ) as response:
                     status = response.status_code
     except (httpx.TimeoutException, TimeoutError):
         return outcome(error=f"no response within {TIMEOUT_SECONDS:g}s")
@@ -156,18 +172,26 @@ async def _record(session: AsyncSession, delivery_id: uuid.UUID, outcome: Outcom
         await outbox.complete(session, DELIVER, delivery_id)
         return
     delivery, endpoint = row
-    session.add(WebhookDeliveryAttempt(tenant_id=delivery.tenant_id, delivery_id=delivery.id,
-                                       response_status=outcome.status,
-                                       error=outcome.error[:500] if outcome.error else None,
-                                       duration_ms=outcome.duration_ms))
+    session.add(
+        WebhookDeliveryAttempt(
+            tenant_id=delivery.tenant_id,
+            delivery_id=delivery.id,
+            response_status=outcome.status,
+            error=outcome.error[:500] if outcome.error else None,
+            duration_ms=outcome.duration_ms,
+        )
+    )
     if delivery.status != "pending":  # another attempt (an expired lease) already settled it
         return
     now = utcnow()
     if outcome.ok:
         delivery.status, delivery.next_attempt_at = "succeeded", None
-        await session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint.id,
-                                                            WebhookEndpoint.failing_since.is_not(None))
-                              .values(failing_since=None).execution_options(synchronize_session=False))
+        await session.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == endpoint.id, WebhookEndpoint.failing_since.is_not(None))
+            .values(failing_since=None)
+            .execution_options(synchronize_session=False)
+        )
         await outbox.complete(session, DELIVER, delivery.id)
         return
     disabled = await _note_failure(session, endpoint, now)
@@ -186,19 +210,34 @@ async def _note_failure(session: AsyncSession, endpoint: WebhookEndpoint, now: d
     Both are single conditional UPDATEs, so concurrent failures to one endpoint neither lose the
     first failure time nor disable (and audit) it twice. True when this call disabled it.
     """
-    await session.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint.id,
-                                                        WebhookEndpoint.failing_since.is_(None))
-                          .values(failing_since=now).execution_options(synchronize_session=False))
+    await session.execute(
+        update(WebhookEndpoint)
+        .where(WebhookEndpoint.id == endpoint.id, WebhookEndpoint.failing_since.is_(None))
+        .values(failing_since=now)
+        .execution_options(synchronize_session=False)
+    )
     disabled = await session.execute(
-        update(WebhookEndpoint).where(WebhookEndpoint.id == endpoint.id, WebhookEndpoint.status == "enabled",
-                                      WebhookEndpoint.failing_since <= now - DISABLE_AFTER)
-        .values(status="disabled").execution_options(synchronize_session=False))
-    if not disabled.rowcount:
+        update(WebhookEndpoint)
+        .where(
+            WebhookEndpoint.id == endpoint.id,
+            WebhookEndpoint.status == "enabled",
+            WebhookEndpoint.failing_since <= now - DISABLE_AFTER,
+        )
+        .values(status="disabled")
+        .execution_options(synchronize_session=False)
+    )
+    if not disabled.rowcount:  # type: ignore[attr-defined]  # an UPDATE's CursorResult
         return False
     since = endpoint.failing_since or now
-    audit.record(session, tenant_id=endpoint.tenant_id, actor=FAILURES, action="webhook_endpoint.disabled",
-                 target_type="webhook_endpoint", target_id=endpoint.id,
-                 before={"status": "enabled", "failing_since": since.isoformat()},
-                 after={"status": "disabled", "reason": f"every delivery has failed since {since.isoformat()}"})
+    audit.record(
+        session,
+        tenant_id=endpoint.tenant_id,
+        actor=FAILURES,
+        action="webhook_endpoint.disabled",
+        target_type="webhook_endpoint",
+        target_id=endpoint.id,
+        before={"status": "enabled", "failing_since": since.isoformat()},
+        after={"status": "disabled", "reason": f"every delivery has failed since {since.isoformat()}"},
+    )
     log.warning("webhook endpoint disabled", endpoint_id=str(endpoint.id), failing_since=since.isoformat())
     return True

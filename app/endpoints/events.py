@@ -20,7 +20,13 @@ from app.outbox import service as outbox
 from app.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 DELIVER = "webhook.deliver"  # the outbox kind; app/endpoints/tasks.py registers its actor
-EVENT_TYPES = ("notification.updated", "message.received", "contact.opted_out", "contact.opted_in")
+EVENT_TYPES = (
+    "notification.updated",
+    "message.received",
+    "contact.opted_out",
+    "contact.opted_in",
+    "whatsapp.sender_capped",  # a 63018 lowered a sender's messaging-limit tier (app/notify/tiers.py)
+)
 
 # Tenants seen without an enabled endpoint; only that is cached, so a deleted endpoint is never used.
 _without_endpoints: TTLCache[bool] = TTLCache()
@@ -57,8 +63,16 @@ async def emit(session: AsyncSession, tenant_id: uuid.UUID, event_type: str, dat
     now = utcnow()
     payload = {"type": event_type, "timestamp": _iso(now), "data": msgspec.to_builtins(data)}
     for endpoint in subscribed:
-        delivery = WebhookDelivery(id=uuid.uuid4(), tenant_id=tenant_id, endpoint_id=endpoint.id, event_type=event_type,
-                                   payload=payload, status="pending", attempt_count=0, next_attempt_at=now)
+        delivery = WebhookDelivery(
+            id=uuid.uuid4(),
+            tenant_id=tenant_id,
+            endpoint_id=endpoint.id,
+            event_type=event_type,
+            payload=payload,
+            status="pending",
+            attempt_count=0,
+            next_attempt_at=now,
+        )
         session.add(delivery)
         await outbox.enqueue(session, tenant_id, DELIVER, delivery.id)
     return len(subscribed)
@@ -67,20 +81,38 @@ async def emit(session: AsyncSession, tenant_id: uuid.UUID, event_type: str, dat
 # --- the `data` of each event type, in one place (docs/outbound-webhooks.md shows them) ------------
 # Rows are read by attribute only, so this module does not depend on the notify or webhooks models.
 
+
 def notification_data(n: Any) -> dict[str, Any]:
     """notification.updated, from an app.notify Notification: its state as GET /v1/notifications/{id} shows it."""
-    return {"id": n.id, "status": n.status, "channel": n.channel, "template": n.template_key,
-            "metadata": dict(n.metadata_ or {}), "created_at": n.created_at}
+    return {
+        "id": n.id,
+        "status": n.status,
+        "channel": n.channel,
+        "template": n.template_key,
+        "metadata": dict(n.metadata_ or {}),
+        "created_at": n.created_at,
+    }
 
 
 def message_data(m: Any) -> dict[str, Any]:
     """message.received, from an app.webhooks InboundMessage (not STOP/START keywords: those are consent events)."""
-    return {"id": m.id, "message_sid": m.message_sid, "contact_id": m.contact_id, "from": m.from_address,
-            "to": m.to_address, "body": m.body, "media": list(m.media or []), "profile_name": m.profile_name,
-            "wa_id": m.wa_id, "button_payload": m.button_payload, "received_at": m.received_at}
+    return {
+        "id": m.id,
+        "message_sid": m.message_sid,
+        "contact_id": m.contact_id,
+        "from": m.from_address,
+        "to": m.to_address,
+        "body": m.body,
+        "media": list(m.media or []),
+        "profile_name": m.profile_name,
+        "wa_id": m.wa_id,
+        "button_payload": m.button_payload,
+        "received_at": m.received_at,
+    }
 
 
-def consent_data(*, contact_id: uuid.UUID | None, channel: str, address: str | None, source: str,
-                 evidence: str | None = None) -> dict[str, Any]:
+def consent_data(
+    *, contact_id: uuid.UUID | None, channel: str, address: str | None, source: str, evidence: str | None = None
+) -> dict[str, Any]:
     """contact.opted_out / contact.opted_in: who, on which channel, and what caused it (e.g. the STOP MessageSid)."""
     return {"contact_id": contact_id, "channel": channel, "address": address, "source": source, "evidence": evidence}

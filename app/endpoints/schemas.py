@@ -6,7 +6,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-EventType = Literal["notification.updated", "message.received", "contact.opted_out", "contact.opted_in"]
+EventType = Literal[
+    "notification.updated", "message.received", "contact.opted_out", "contact.opted_in", "whatsapp.sender_capped"
+]
 Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2048, description="https URL of the tenant app's receiver")]
 Events = Annotated[list[EventType], msgspec.Meta(min_length=1, description="event types to receive")]
 

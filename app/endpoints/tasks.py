@@ -6,15 +6,11 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.queue import task
 from app.endpoints import delivery
 from app.endpoints.events import DELIVER
 from app.outbox import service as outbox
 
 
-@task("webhooks.deliver", queue="endpoint_deliveries")
+@outbox.job(DELIVER, "webhooks.deliver", queue="endpoint_deliveries")
 async def deliver_webhook(session: AsyncSession, delivery_id: str) -> None:
     await delivery.deliver(session, uuid.UUID(delivery_id))
-
-
-outbox.register(DELIVER, deliver_webhook)

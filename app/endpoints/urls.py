@@ -7,7 +7,8 @@ that was checked, with the real Host header and TLS name.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Iterable
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from app.core.config import get_settings
 from channels.base import ChannelError
@@ -16,9 +17,10 @@ from channels.media import MediaGuard, _pinned_request
 if TYPE_CHECKING:
     from channels.media import _Target
 
-# Hosts ("host" or "host:port") let through although private, on top of NOTIFYGW_TRUSTED_MEDIA_HOSTS.
-# Empty in every running process; only tests add their local receiver here (no setting reaches it,
-# so a misconfiguration cannot open the guard in production).
+# Hosts ("host" or "host:port") let through although private, on top of
+# NOTIFYGW_WEBHOOK_ENDPOINT_ALLOWED_HOSTS (never NOTIFYGW_TRUSTED_MEDIA_HOSTS: trusting the emulator
+# for media must not open endpoints to it). Empty in every running process; only tests add their
+# local receiver here (no setting reaches it, so a misconfiguration cannot open the guard in production).
 EXTRA_TRUSTED_HOSTS: set[str] = set()
 
 
@@ -31,7 +33,9 @@ def _guard(allow_http: bool | None, trusted_hosts: Iterable[str] | None) -> Medi
     return MediaGuard(
         # Plain http only where media may be http too: dev, and the test harness.
         allow_http=settings.allow_http_media if allow_http is None else allow_http,
-        trusted_hosts=[*settings.trusted_media_hosts, *EXTRA_TRUSTED_HOSTS] if trusted_hosts is None else trusted_hosts,
+        trusted_hosts=[*settings.webhook_endpoint_allowed_hosts, *EXTRA_TRUSTED_HOSTS]
+        if trusted_hosts is None
+        else trusted_hosts,
     )
 
 

@@ -43,8 +43,15 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
     database, broker = await asyncio.gather(_database_ok(), _broker_ok())
     down = [name for name, ok in (("database", database), ("broker", broker)) if not ok]
     if down:
-        return problem_response(request, status=503, title="Service unavailable", slug="unavailable",
-                                detail=f"not ready: {', '.join(down)} down", headers={"Retry-After": "5"}, down=down)
+        return problem_response(
+            request,
+            status=503,
+            title="Service unavailable",
+            slug="unavailable",
+            detail=f"not ready: {', '.join(down)} down",
+            headers={"Retry-After": "5"},
+            down=down,
+        )
     return Response({"status": "ready", "database": "ok", "broker": "ok"})
 
 

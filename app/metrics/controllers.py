@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 
+from dramatiq.brokers.redis import RedisBroker
 from litestar import Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
-from prometheus_client import REGISTRY
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Gauge, generate_latest
 
 from app.core.deps import DbSession
 from app.core.queue import base_queue, get_broker
-from app.outbox.service import pending_stats
+from app.outbox.service import dead_stats, pending_stats
 from tenants.auth import Caller, require_operator
 
 
@@ -20,16 +20,16 @@ def _registry() -> CollectorRegistry:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated in prometheus_client
         return registry
     return REGISTRY
 
 
 async def _queue_depths() -> dict[str, int]:
     broker = get_broker()
-    client = getattr(broker, "client", None)
-    if client is None:
+    if not isinstance(broker, RedisBroker):  # the in-process StubBroker: no queue to measure
         return {}
+    client = broker.client
     queues = sorted(broker.get_declared_queues())
 
     def read() -> dict[str, int]:
@@ -44,8 +44,14 @@ async def _queue_depths() -> dict[str, int]:
         return {}
 
 
-@get("/metrics", tags=["operations"], security=[{"OperatorToken": []}], dependencies={"principal": require_operator()},
-     summary="Prometheus metrics", media_type=CONTENT_TYPE_LATEST)
+@get(
+    "/metrics",
+    tags=["operations"],
+    security=[{"OperatorToken": []}],
+    dependencies={"principal": require_operator()},
+    summary="Prometheus metrics",
+    media_type=CONTENT_TYPE_LATEST,
+)
 async def metrics(principal: Caller, db_session: DbSession) -> Response[bytes]:
     scrape = CollectorRegistry()
     depth = Gauge("notifygw_queue_depth", "Jobs queued or running, per queue", ["queue"], registry=scrape)
@@ -53,7 +59,17 @@ async def metrics(principal: Caller, db_session: DbSession) -> Response[bytes]:
         depth.labels(queue).set(count)
     pending, oldest = await pending_stats(db_session)
     Gauge("notifygw_outbox_pending", "Outbox items not yet done", registry=scrape).set(pending)
-    Gauge("notifygw_outbox_oldest_seconds", "Age of the oldest pending outbox item (outbox lag)", registry=scrape).set(oldest)
+    Gauge("notifygw_outbox_oldest_seconds", "Age of the oldest pending outbox item (outbox lag)", registry=scrape).set(
+        oldest
+    )
+    dead = Gauge(
+        "notifygw_outbox_dead",
+        "Outbox jobs in the dead state (used up their tries), per kind",
+        ["kind"],
+        registry=scrape,
+    )
+    for kind, count in (await dead_stats(db_session)).items():
+        dead.labels(kind).set(count)
     body = generate_latest(_registry()) + generate_latest(scrape)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 

@@ -1,39 +1,55 @@
 """The routing decision, in the documented order, with every step recorded as data.
 
-1 suppression, 2 credentials (and an address to send to), 3 consent, 4 the 24h window,
-5 WhatsApp through the Messaging Service for the recipient's country, 6 react to the outcome,
-7 email. Functions here take a session and flush; the actor that calls them commits.
+1 suppression, 2 credentials (and an address to send to), 3 the recipient's country rule (blocked?)
+and consent (required by the tenant or the country), 4 the 24h window (and the template's approval),
+then for a template its consent's age (outside the window) and quiet hours (MARKETING), 5 WhatsApp
+through the Messaging Service for the recipient's country, 6 react to the outcome, 7 email. Every step
+name and result is listed in docs/routing.md. Functions here take a session and flush; the actor that
+calls them commits.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from app.core.db import utcnow
+from app.core.uow import unit_of
 from app.metrics import registry as metrics
+from app.notify import sensitive
 from app.notify.models import Attempt, Decision, Notification
+from app.notify.service import ROUTE
 from app.notify.status import notification_status
 from app.outbox import service as outbox
 from channels.base import FailureClass
-from channels.phone import region_of
+from channels.errors import twilio_more_info
+from channels.phone import region_of, time_zones_of
+from tenants.accounts.models import Tenant
 from tenants.audit.service import SystemActor
 from tenants.contacts import service as contacts
+from tenants.contacts.models import ConsentEntry
+from tenants.contacts.repository import ContactRepository
 from tenants.contacts.service import WINDOW
 from tenants.credentials import service as credentials
-from tenants.routing.schemas import RoutingPolicyDoc
+from tenants.routing import rules
+from tenants.routing.schemas import CountryRule, RoutingPolicyDoc
 from tenants.routing.service import get_policy, messaging_service_for
+from tenants.templates import approvals
 from tenants.templates import service as templates
 from tenants.templates.rendering import resolve_locale
 
 SEND_WHATSAPP = "attempt.send_whatsapp"
 SEND_EMAIL = "attempt.send_email"
+TEMPLATE_UNAPPROVED = "template_unapproved"  # the fallback reason for a WhatsApp template that may not be sent
+COUNTRY_BLOCKED = "country_blocked"  # the fallback reason for a recipient whose country the policy blocks
+# Reasons added after policies were first stored: a stored `email_on` list may not name them (_listed_or_failed).
+LATER_REASONS = frozenset({TEMPLATE_UNAPPROVED, COUNTRY_BLOCKED})
 # Twilio's documentation (see docs/contacts.md) is checked before a BSUID is used as a To address.
 TWILIO_ACCEPTS_BSUID_TO = False
 
@@ -58,24 +74,22 @@ async def publish_updates(session: AsyncSession) -> None:
 
 
 def decide(session: AsyncSession, n: Notification, step: str, result: str, detail: str | None = None) -> None:
-    """Record a routing step. Added to the session at commit, all in one INSERT: added at once, each
-    would be flushed alone by the next query (five INSERTs per routed notification)."""
-    pending: list[Decision] = session.sync_session.info.setdefault("pending_decisions", [])
+    """Record a routing step. Added to the session at commit, all in one INSERT (the unit of work's
+    rows): added at once, each would be flushed alone by the next query (five INSERTs per routed
+    notification)."""
+    unit = unit_of(session)
+    last = next((row for row in reversed(unit.rows) if isinstance(row, Decision)), None)
     at = utcnow()
-    if pending and at <= pending[-1].created_at:
-        at = pending[-1].created_at + timedelta(microseconds=1)  # keep the order on a coarse clock
-    pending.append(Decision(tenant_id=n.tenant_id, notification_id=n.id, step=step, result=result, detail=detail,
-                            created_at=at))
+    if last is not None and at <= last.created_at:
+        at = last.created_at + timedelta(microseconds=1)  # keep the order on a coarse clock
+    unit.add_at_commit(
+        Decision(tenant_id=n.tenant_id, notification_id=n.id, step=step, result=result, detail=detail, created_at=at)
+    )
 
 
-@event.listens_for(Session, "before_commit")
-def _add_decisions(session: Session) -> None:
-    session.add_all(session.info.pop("pending_decisions", []))
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_decisions(session: Session) -> None:
-    session.info.pop("pending_decisions", None)
+def policy_clock() -> datetime:
+    """The time the consent-age and quiet-hours steps judge by (a test may fix it)."""
+    return utcnow()
 
 
 def _ago(then: datetime, now: datetime) -> str:
@@ -88,14 +102,20 @@ def _ago(then: datetime, now: datetime) -> str:
 
 
 async def template_content(session: AsyncSession, n: Notification) -> tuple[str | None, dict[str, Any]]:
-    """(locale, content) for this notification's template; (None, {}) for free-form ones."""
+    """(locale, content) for this notification's template; (None, {}) for free-form ones. The WhatsApp part
+    carries what Twilio last said of its ContentSid under "approval" (read with the template: no query of its own)."""
     if not n.template_key:
         return None, {}
     template = await templates.content(session, n.tenant_id, n.template_key)
     if template is None:  # deleted after acceptance
         return None, {}
     locale = resolve_locale(template.locales, template.default_locale, n.recipient.get("locale"))
-    return locale, template.locales.get(locale, {})
+    content = template.locales.get(locale, {})
+    whatsapp = content.get("whatsapp")
+    if whatsapp:  # a copy: the cached locales are shared
+        approval = approvals.of(template.approvals, whatsapp["content_sid"])
+        content = {**content, "whatsapp": {**whatsapp, "approval": approval}}
+    return locale, content
 
 
 async def whatsapp_address(session: AsyncSession, n: Notification, idents: Any = None) -> tuple[str | None, str]:
@@ -118,6 +138,11 @@ class _Lookups:
         self.session, self.n = session, n
         self._twilio: Any = _UNREAD
         self._identifiers: Any = _UNREAD
+        # Set by the steps as they go: what the later ones judge.
+        self.address: str | None = None
+        self.rule: CountryRule | None = None  # the policy's rule for the recipient's country
+        self.consent: ConsentEntry | None = None  # the granted consent, when one was required
+        self.window_open = False
 
     async def twilio(self) -> Any:
         if self._twilio is _UNREAD:
@@ -136,21 +161,33 @@ class _Lookups:
 _UNREAD = object()
 
 
-async def route(session: AsyncSession, n: Notification) -> None:
+async def route(session: AsyncSession, n: Notification) -> bool:
+    """Route an accepted notification. False when it is held for later (quiet hours): its route job is
+    rescheduled to then, and must not be marked done. The held job routes it again from the start."""
     await lock(session, n)
     if n.status != "accepted":
-        return  # already routed: a re-delivered job changes nothing
+        return True  # already routed: a re-delivered job changes nothing
     policy = await get_policy(session, n.tenant_id)
     locale, content = await template_content(session, n)
+    if locale is not None:
+        requested = n.recipient.get("locale")
+        decide(
+            session, n, "locale", locale[:32], f"requested {requested}" if requested else "none requested: the default"
+        )
     lookups = _Lookups(session, n)
     blocked = await _whatsapp_blocker(lookups, policy, "whatsapp" in n.channels)
     if blocked is None:
-        kind = await _whatsapp_kind(lookups, content)
+        kind, blocked = await _whatsapp_kind(lookups, content)
         if kind is not None:
-            await _start_whatsapp(lookups, policy, kind)
-            return
-        blocked = "window_closed"
-    await fall_back(session, n, blocked, policy=policy, idents=await lookups.identifiers())
+            stale = _consent_age(lookups, policy, kind, content)
+            if stale is None:
+                if await _held_for_quiet_hours(lookups, kind, content):
+                    return False
+                await _start_whatsapp(lookups, policy, kind)
+                return True
+            blocked = stale
+    await fall_back(session, n, _listed_or_failed(policy, blocked), policy=policy, idents=await lookups.identifiers())
+    return True
 
 
 async def _whatsapp_blocker(lookups: _Lookups, policy: RoutingPolicyDoc, wanted: bool) -> str | None:
@@ -168,8 +205,13 @@ async def _whatsapp_blocker(lookups: _Lookups, policy: RoutingPolicyDoc, wanted:
         decide(session, n, "suppression", "clear")
     creds = await lookups.twilio()
     if creds is None or creds.status != "valid":
-        decide(session, n, "credentials", "missing" if creds is None else "invalid",
-               None if creds is None else creds.status_reason)
+        decide(
+            session,
+            n,
+            "credentials",
+            "missing" if creds is None else "invalid",
+            None if creds is None else creds.status_reason,
+        )
         return "no_whatsapp_credentials"
     decide(session, n, "credentials", "ok")
     address, how = await lookups.whatsapp_address()
@@ -177,19 +219,137 @@ async def _whatsapp_blocker(lookups: _Lookups, policy: RoutingPolicyDoc, wanted:
         decide(session, n, "address", "none", how)
         return "no_whatsapp_address"
     decide(session, n, "address", how)
-    if policy.require_whatsapp_opt_in and not confirming_opt_out:
-        state = await contacts.consent_state(session, n.tenant_id, n.contact_id, "whatsapp")
-        if state != "granted":
-            decide(session, n, "consent", "missing" if state is None else state, "require_whatsapp_opt_in is set")
+    lookups.address = address
+    if policy.countries:  # step 3: the recipient's country rule, when the policy has any
+        country = region_of(address) if address.startswith("+") else None
+        lookups.rule = rule = rules.country_rule(policy, country)
+        if country is None:
+            decide(session, n, "country", "unknown", "the number belongs to no one country: no country rule applies")
+        elif rule is None:
+            decide(session, n, "country", "no_rule", country)
+        elif rule.blocked:
+            decide(session, n, "country", "blocked", f"WhatsApp to {country} is blocked by the routing policy")
+            return COUNTRY_BLOCKED
+        else:
+            decide(session, n, "country", "rule", _rule_text(rule))
+    required, why = rules.opt_in_required(policy, lookups.rule)
+    if required and not confirming_opt_out:
+        entry = await contacts.latest_consent(session, n.tenant_id, n.contact_id, "whatsapp")
+        state = entry.status if entry else None
+        if entry is None or state != "granted":
+            decide(session, n, "consent", "missing" if state is None else state, why)
             return "no_consent"
-        decide(session, n, "consent", "granted")
+        lookups.consent = entry
+        decide(session, n, "consent", "granted", why if lookups.rule is not None else None)
     else:
-        decide(session, n, "consent", "not_required")
+        not_required = "confirming an opt-out" if required else why or None
+        decide(session, n, "consent", "not_required", not_required)
     return None
 
 
-async def _whatsapp_kind(lookups: _Lookups, content: dict[str, Any]) -> str | None:
-    """Session message inside the window, template outside it; None when nothing may go."""
+def _rule_text(rule: CountryRule) -> str:
+    parts = [rule.country]
+    if rule.require_whatsapp_opt_in is not None:
+        parts.append("opt-in required" if rule.require_whatsapp_opt_in else "opt-in not required")
+    if rule.quiet_hours is not None:
+        parts.append(f"quiet hours {rule.quiet_hours.start}-{rule.quiet_hours.end} for MARKETING templates")
+    return "; ".join(parts)
+
+
+def _consent_age(lookups: _Lookups, policy: RoutingPolicyDoc, kind: str, content: dict[str, Any]) -> str | None:
+    """A business-initiated send (a template outside the 24 h window) needs a consent no older than the policy
+    allows for the template's category: a stale one counts as none (`no_consent`). Judged only where consent
+    was required (and found granted); no step when no limit applies."""
+    entry = lookups.consent
+    if kind != "template" or lookups.window_open or entry is None:
+        return None
+    category = rules.category_of(content)
+    days, key = rules.max_consent_age(policy, category)
+    if days is None:
+        return None
+    now = policy_clock()
+    limit = (
+        f"the {key} limit is {days} days"
+        if key != "default"
+        else f"the default limit ({category or 'no category'}) is {days} days"
+    )
+    detail = f"captured {_ago(entry.captured_at, now)}; {limit}"
+    if now - entry.captured_at > timedelta(days=days):
+        decide(lookups.session, lookups.n, "consent_age", "stale", detail)
+        return "no_consent"
+    decide(lookups.session, lookups.n, "consent_age", "fresh", detail)
+    return None
+
+
+async def _held_for_quiet_hours(lookups: _Lookups, kind: str, content: dict[str, Any]) -> bool:
+    """A MARKETING template to a country with quiet hours waits until they end where the recipient is: the
+    route job is rescheduled to then (True), with the time it will go in the decision."""
+    rule, session, n = lookups.rule, lookups.session, lookups.n
+    if kind != "template" or rule is None or rule.quiet_hours is None or lookups.address is None:
+        return False
+    if rules.category_of(content) != "MARKETING":
+        return False
+    hours, now = rule.quiet_hours, policy_clock()
+    go_at, zones = rules.quiet_until(now, time_zones_of(lookups.address), hours)
+    if not zones:
+        decide(
+            session,
+            n,
+            "quiet_hours",
+            "unknown_time_zone",
+            f"no time zone is known for the number: {rule.country}'s quiet hours are not applied",
+        )
+        return False
+    span = f"quiet {hours.start}-{hours.end} in {_zones_text(zones)}"
+    if go_at is None:
+        decide(
+            session, n, "quiet_hours", "clear", f"{now.astimezone(rules.zone(zones[0])):%H:%M} in {zones[0]}; {span}"
+        )
+        return False
+    decide(session, n, "quiet_hours", "held", f"until {go_at:%Y-%m-%dT%H:%M:%SZ}; {span}")
+    delay_ms = max(1, math.ceil((go_at - now).total_seconds() * 1000))
+    await outbox.enqueue(session, n.tenant_id, ROUTE, n.id, delay_ms=delay_ms)
+    return True
+
+
+def _zones_text(zones: list[str]) -> str:
+    if len(zones) <= 3:
+        return ", ".join(zones)
+    return f"{', '.join(zones[:3])} and {len(zones) - 3} more of the number's time zones"
+
+
+def template_blocker(session: AsyncSession, n: Notification, content: dict[str, Any]) -> str | None:
+    """Why this locale's WhatsApp template must not be sent (unapproved, paused, not in the Twilio account,
+    its variables not Twilio's), recorded as a `template` decision; None when it may go."""
+    whatsapp = content.get("whatsapp") or {}
+    problem = approvals.unusable(whatsapp, whatsapp.get("approval") or approvals.UNVERIFIED)
+    if problem is None:
+        return None
+    decide(session, n, "template", problem[0], problem[1])
+    return TEMPLATE_UNAPPROVED
+
+
+def _listed_or_failed(policy: RoutingPolicyDoc, reason: str) -> str:
+    # A policy stored before a later reason existed does not list it: WhatsApp failed, at least.
+    if reason in LATER_REASONS and reason not in policy.fallback.email_on:
+        return "failed"
+    return reason
+
+
+async def template_withdrawn(session: AsyncSession, n: Notification, attempt: Attempt, result: str, why: str) -> None:
+    """At send time the template may no longer be sent (paused or unapproved since routing): the attempt fails
+    before any provider call, the decision says why, and the fallback follows as step 6."""
+    attempt.status, attempt.error_class, attempt.error_message = "failed", FailureClass.TEMPLATE_INVALID.value, why
+    decide(session, n, "template", result, why)
+    policy = await get_policy(session, n.tenant_id)
+    await fall_back(session, n, _listed_or_failed(policy, TEMPLATE_UNAPPROVED), policy=policy)
+    if n.channel == "whatsapp":
+        set_status(n, "failed")
+
+
+async def _whatsapp_kind(lookups: _Lookups, content: dict[str, Any]) -> tuple[str | None, str]:
+    """(kind, why not): a session message inside the window, the template outside it; (None, reason) when
+    nothing may go: the window is closed with no template, or the template may not be sent."""
     session, n = lookups.session, lookups.n
     creds = await lookups.twilio()
     sender = creds.whatsapp_from if creds and not creds.messaging_service_sid else None
@@ -197,42 +357,59 @@ async def _whatsapp_kind(lookups: _Lookups, content: dict[str, Any]) -> str | No
     now = utcnow()
     has_template = bool(content.get("whatsapp"))
     if last is not None and now - last < WINDOW:
+        lookups.window_open = True
         decide(session, n, "window", "open", f"last inbound {_ago(last, now)}")
         if n.media_url:
-            return "media"
+            return "media", ""
         if n.text:
-            return "session"
-        return "template" if has_template else None
+            return "session", ""
+        if not has_template:
+            return None, "window_closed"
+        blocked = template_blocker(session, n, content)
+        return (None, blocked) if blocked else ("template", "")
     decide(session, n, "window", "closed", f"last inbound {_ago(last, now)}" if last else "no inbound message yet")
     if has_template:
-        return "template"
-    decide(session, n, "whatsapp", "skipped", "outside the window only a template may go, and none is set for this locale")
-    return None
+        blocked = template_blocker(session, n, content)
+        return (None, blocked) if blocked else ("template", "")
+    decide(
+        session, n, "whatsapp", "skipped", "outside the window only a template may go, and none is set for this locale"
+    )
+    return None, "window_closed"
 
 
 async def _start_whatsapp(lookups: _Lookups, policy: RoutingPolicyDoc, kind: str) -> None:
     session, n = lookups.session, lookups.n
     creds = await lookups.twilio()
-    assert creds is not None
+    if creds is None:  # step 2 routes to WhatsApp only with credentials; a change since is a retry
+        raise RuntimeError("the tenant's Twilio credentials went away while routing")
     address, _ = await lookups.whatsapp_address()
-    service_sid = messaging_service_for(policy, region_of(address) if address and address.startswith("+") else None,
-                                        creds.messaging_service_sid)
+    service_sid = messaging_service_for(
+        policy, region_of(address) if address and address.startswith("+") else None, creds.messaging_service_sid
+    )
     sender = service_sid or creds.whatsapp_from
     if sender is None:
         decide(session, n, "sender", "none", "no Messaging Service and no whatsapp_from configured")
         await fall_back(session, n, "no_whatsapp_credentials", policy=policy, idents=await lookups.identifiers())
         return
     decide(session, n, "send", kind, f"via {'Messaging Service ' + service_sid if service_sid else sender}")
-    attempt = Attempt(tenant_id=n.tenant_id, notification_id=n.id, channel="whatsapp", kind=kind,
-                      provider="simulated" if n.environment == "test" else "twilio", sender=sender, status="pending")
+    attempt = Attempt(
+        tenant_id=n.tenant_id,
+        notification_id=n.id,
+        channel="whatsapp",
+        kind=kind,
+        provider="simulated" if n.environment == "test" else "twilio",
+        sender=sender,
+        status="pending",
+    )
     session.add(attempt)
     n.status, n.channel = "queued", "whatsapp"
     await session.flush()
     await outbox.enqueue(session, n.tenant_id, SEND_WHATSAPP, attempt.id)
 
 
-async def fall_back(session: AsyncSession, n: Notification, reason: str, *, policy: RoutingPolicyDoc | None = None,
-                    idents: Any = None) -> bool:
+async def fall_back(
+    session: AsyncSession, n: Notification, reason: str, *, policy: RoutingPolicyDoc | None = None, idents: Any = None
+) -> bool:
     """Email, exactly once, when the policy allows it for `reason` and an address is known."""
     policy = policy or await get_policy(session, n.tenant_id)
     allowed = reason == "not_requested" or reason in policy.fallback.email_on
@@ -242,8 +419,13 @@ async def fall_back(session: AsyncSession, n: Notification, reason: str, *, poli
             idents = await contacts.identifiers(session, n.tenant_id, n.contact_id)
         email = contacts.current(idents, "email")
     if "email" not in n.channels or not allowed or not email:
-        why = ("email not requested" if "email" not in n.channels else
-               f"'{reason}' is not in fallback.email_on" if not allowed else "no email address known")
+        why = (
+            "email not requested"
+            if "email" not in n.channels
+            else f"'{reason}' is not in fallback.email_on"
+            if not allowed
+            else "no email address known"
+        )
         decide(session, n, "fallback", "none", why)
         _finish_without_channel(n, reason)
         return False
@@ -252,8 +434,15 @@ async def fall_back(session: AsyncSession, n: Notification, reason: str, *, poli
         decide(session, n, "fallback", "suppressed", "email address is suppressed")
         _finish_without_channel(n, "opted_out")
         return False
-    attempt = Attempt(tenant_id=n.tenant_id, notification_id=n.id, channel="email", kind="email",
-                      provider="simulated" if n.environment == "test" else "sendgrid", sender=None, status="pending")
+    attempt = Attempt(
+        tenant_id=n.tenant_id,
+        notification_id=n.id,
+        channel="email",
+        kind="email",
+        provider="simulated" if n.environment == "test" else "sendgrid",
+        sender=None,
+        status="pending",
+    )
     try:
         async with session.begin_nested():
             session.add(attempt)
@@ -267,7 +456,7 @@ async def fall_back(session: AsyncSession, n: Notification, reason: str, *, poli
     return True
 
 
-def _email_ident(address: str):  # noqa: ANN202
+def _email_ident(address: str) -> Any:
     from tenants.contacts.identifiers import email
 
     return email(address)
@@ -277,10 +466,13 @@ FINAL = {"delivered", "read", "failed", "suppressed"}
 
 
 def set_status(n: Notification, status: str) -> None:
-    """Every notification status change goes through here, so the outcome is counted once."""
+    """Every notification status change goes through here, so the outcome is counted once, and the
+    sensitive variables are dropped once it is final (app/notify/sensitive.py)."""
     if status != n.status and n.status not in FINAL and status in FINAL:
         metrics.NOTIFICATIONS.labels(str(n.tenant_id), n.channel or "none", status).inc()
     n.status = status
+    if status in FINAL:
+        sensitive.drop(n)  # nothing is sent for a final notification: its sensitive values go now
 
 
 def _finish_without_channel(n: Notification, reason: str) -> None:
@@ -296,23 +488,44 @@ def sync_status(n: Notification, attempt: Attempt) -> None:
         set_status(n, notification_status(attempt.status))
 
 
-async def whatsapp_failed(session: AsyncSession, n: Notification, attempt: Attempt, failure: FailureClass,
-                          code: str | None, message: str | None) -> None:
-    """Step 6 for a definitive WhatsApp failure, at send time or from a status callback."""
+async def whatsapp_failed(
+    session: AsyncSession,
+    n: Notification,
+    attempt: Attempt,
+    failure: FailureClass,
+    code: str | None,
+    message: str | None,
+    *,
+    more_info: str | None = None,
+) -> None:
+    """Step 6 for a definitive WhatsApp failure, at send time or from a status callback. `more_info` is
+    Twilio's own (a REST error's); a callback carries only the code, whose documentation URL stands for it."""
     attempt.status = "failed" if attempt.status not in ("failed", "undelivered") else attempt.status
     attempt.error_class, attempt.error_code, attempt.error_message = failure.value, code, (message or "")[:2000]
+    attempt.error_more_info = more_info or twilio_more_info(code)
     decide(session, n, "outcome", failure.value, f"Twilio {code}: {message}" if code else message)
     if failure is FailureClass.OPTED_OUT:
-        contact = await contacts.ContactRepository(session, n.tenant_id).get(n.contact_id)
-        await contacts.suppress(session, n.tenant_id, contact, channel="whatsapp", reason="opted_out",
-                                source="provider", evidence=attempt.provider_message_id or code,
-                                actor=SystemActor("twilio_21610"))
+        contact = await ContactRepository(session, n.tenant_id).get(n.contact_id)
+        await contacts.suppress(
+            session,
+            n.tenant_id,
+            contact,
+            channel="whatsapp",
+            reason="opted_out",
+            source="provider",
+            evidence=attempt.provider_message_id or code,
+            actor=SystemActor("twilio_21610"),
+        )
     if failure is FailureClass.BAD_CREDENTIALS:
-        await credentials.mark_twilio_invalid(session, n.tenant_id, message or "Twilio rejected the credentials",
-                                              actor=SystemActor("twilio_20003"))
-    reason = {FailureClass.WINDOW_CLOSED: "window_closed", FailureClass.OPTED_OUT: "opted_out",
-              FailureClass.BAD_CREDENTIALS: "no_whatsapp_credentials",
-              FailureClass.INVALID_RECIPIENT: "invalid_recipient"}.get(failure, "failed")
+        await credentials.mark_twilio_invalid(
+            session, n.tenant_id, message or "Twilio rejected the credentials", actor=SystemActor("twilio_20003")
+        )
+    reason = {
+        FailureClass.WINDOW_CLOSED: "window_closed",
+        FailureClass.OPTED_OUT: "opted_out",
+        FailureClass.BAD_CREDENTIALS: "no_whatsapp_credentials",
+        FailureClass.INVALID_RECIPIENT: "invalid_recipient",
+    }.get(failure, "failed")
     policy = await get_policy(session, n.tenant_id)
     if reason not in policy.fallback.email_on and reason != "failed":
         reason = "failed"  # every definitive failure is at least a 'failed'
@@ -323,12 +536,42 @@ async def whatsapp_failed(session: AsyncSession, n: Notification, attempt: Attem
 
 async def load_attempt(session: AsyncSession, attempt_id: uuid.UUID) -> tuple[Notification, Attempt] | None:
     """The one unscoped lookup a job makes (it carries only the id), with both rows locked."""
-    row = (await session.execute(
-        select(Attempt, Notification).join(Notification, Notification.id == Attempt.notification_id)
-        .where(Attempt.id == attempt_id)
-    )).one_or_none()
+    found = await load_job(session, attempt_id)
+    return None if found is None else found[:2]
+
+
+async def load_job(session: AsyncSession, attempt_id: uuid.UUID) -> tuple[Notification, Attempt, str] | None:
+    """(notification, attempt, the tenant's status), read in one query, with both rows locked."""
+    row = (
+        await session.execute(
+            select(Attempt, Notification, Tenant.status)
+            .join(Notification, Notification.id == Attempt.notification_id)
+            .join(Tenant, Tenant.id == Notification.tenant_id)
+            .where(Attempt.id == attempt_id)
+        )
+    ).one_or_none()
     if row is None:
         return None
-    attempt, n = row
+    attempt, n, tenant_status = row
     await lock(session, n, attempt)
-    return n, attempt
+    return n, attempt, tenant_status
+
+
+async def while_suspended(session: AsyncSession, n: Notification, attempt: Attempt | None = None) -> bool:
+    """A suspended tenant sends nothing. True: hold the job until reactivation. False: the work is
+    finished instead, because an opt-out confirmation held back now must not go out later."""
+    await lock(session, n, attempt)
+    if n.purpose != "opt_out_confirmation":
+        decide(session, n, "tenant", "suspended", "held until the tenant is reactivated")
+        return True
+    if attempt is not None:
+        attempt.status, attempt.error_class = "failed", "tenant_suspended"
+    decide(
+        session,
+        n,
+        "tenant",
+        "suspended",
+        "the opt-out confirmation is not sent: the tenant was suspended when it was due (the opt-out stands)",
+    )
+    set_status(n, "suppressed")
+    return False

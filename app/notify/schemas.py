@@ -27,7 +27,8 @@ class NotificationIn(msgspec.Struct, forbid_unknown_fields=True):
     text: Annotated[str, msgspec.Meta(min_length=1, max_length=4096)] | None = None
     media_url: Annotated[str, msgspec.Meta(max_length=2048)] | None = None
     channels: Annotated[list[Channel], msgspec.Meta(min_length=1, max_length=2)] = msgspec.field(
-        default_factory=lambda: ["whatsapp", "email"])
+        default_factory=lambda: ["whatsapp", "email"]
+    )
     metadata: dict[str, Any] = {}
 
 
@@ -63,6 +64,8 @@ class AttemptOut(msgspec.Struct):
     error_class: str | None
     error_code: str | None
     error_message: str | None
+    error_more_info: str | None  # the provider's link to the error's documentation (Twilio's more_info)
+    provider_request_id: str | None  # Twilio-Request-Id of the last create request, refused or accepted
     tries: int
     possible_duplicate: bool
     created_at: datetime

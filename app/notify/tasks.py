@@ -1,52 +1,116 @@
-"""Notify actors. Jobs carry one id; the outbox row for (kind, id) is marked done when the work is."""
+"""Notify actors. Jobs carry one id; the outbox row for (kind, id) is marked done when the work is.
+
+Every actor is the same skeleton (`_run_job`): load its rows scoped to the tenant its outbox row names
+(app/notify/lookups.py), hold the work while that tenant is suspended, else do it, then publish what
+changed and mark the row done unless the work rescheduled itself.
+
+A suspended tenant's work is held, not run: its outbox row waits (not a try) and the sweeper sends
+it again once the tenant is active. The one exception is an opt-out confirmation, which is finished
+instead: a confirmation held back while suspended is never sent later.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.queue import task
-from app.notify import pipeline, sending
-from app.notify.models import Notification
+from app.notify import ambiguity, lookups, pipeline, sending
+from app.notify.models import Attempt, Notification
 from app.notify.service import ROUTE
 from app.outbox import service as outbox
 
-
-@task("notifications.route", queue="notifications")
-async def route_notification(session: AsyncSession, notification_id: str) -> None:
-    ref = uuid.UUID(notification_id)
-    n = await session.get(Notification, ref)
-    if n is not None:
-        await pipeline.route(session, n)
-        await pipeline.publish_updates(session)
-    await outbox.complete(session, ROUTE, ref)
+ATTEMPT_KINDS = (pipeline.SEND_WHATSAPP, pipeline.SEND_EMAIL, ambiguity.CHECK_WHATSAPP)
+# (session, kind, ref) -> (notification, attempt or None, the tenant's status), or None when gone.
+Load = Callable[[AsyncSession, str, uuid.UUID], Awaitable[tuple[Notification, Attempt | None, str] | None]]
+# (session, notification, attempt) -> True when the job is finished, False when it rescheduled itself.
+Work = Callable[[AsyncSession, Notification, Any], Awaitable[bool]]
 
 
-@task("notifications.send_whatsapp", queue="whatsapp")
-async def send_whatsapp(session: AsyncSession, attempt_id: str) -> None:
-    await _send(session, attempt_id, pipeline.SEND_WHATSAPP, sending.send_whatsapp)
+async def _load_notification(session: AsyncSession, kind: str, ref: uuid.UUID) -> Any:
+    found = await lookups.notification_job(session, kind, ref)
+    return None if found is None else (found[0], None, found[1])
 
 
-@task("notifications.send_email", queue="email")
-async def send_email(session: AsyncSession, attempt_id: str) -> None:
-    await _send(session, attempt_id, pipeline.SEND_EMAIL, sending.send_email)
-
-
-async def _send(session: AsyncSession, attempt_id: str, kind: str, do) -> None:  # noqa: ANN001
-    ref = uuid.UUID(attempt_id)
-    found = await pipeline.load_attempt(session, ref)
-    if found is None:
-        await outbox.complete(session, kind, ref)
-        return
-    n, attempt = found
-    await do(session, n, attempt)
+async def _run_job(
+    session: AsyncSession,
+    kind: str,
+    ref_id: str,
+    work: Work,
+    *,
+    load: Load = lookups.attempt_job,
+    held: Callable[[Attempt | None], bool] = lambda _: True,
+) -> None:
+    ref = uuid.UUID(ref_id)
+    found = await load(session, kind, ref)
+    finished = True
+    if found is not None:
+        n, attempt, tenant_status = found
+        if tenant_status != "active" and held(attempt):
+            if await pipeline.while_suspended(session, n, attempt):
+                await outbox.hold(session, kind, ref)
+                return
+        else:
+            finished = await work(session, n, attempt)
     await pipeline.publish_updates(session)
-    # Still waiting (paced or retrying) means the outbox row was rescheduled, not finished.
-    if attempt.status not in sending.SENDABLE:
+    if finished:
         await outbox.complete(session, kind, ref)
 
 
-outbox.register(ROUTE, route_notification)
-outbox.register(pipeline.SEND_WHATSAPP, send_whatsapp)
-outbox.register(pipeline.SEND_EMAIL, send_email)
+async def _route(session: AsyncSession, n: Notification, _: None) -> bool:
+    # False: held for quiet hours, the route job rescheduled itself (its outbox row stays pending).
+    return await pipeline.route(session, n)
+
+
+async def _send(session: AsyncSession, n: Notification, attempt: Attempt) -> bool:
+    await sending.send(session, n, attempt)
+    # Still waiting (paced or retrying) means the outbox row was rescheduled, not finished.
+    return attempt.status not in sending.SENDABLE
+
+
+async def _notification_dead(session: AsyncSession, notification_id: uuid.UUID, error: str) -> None:
+    n = await lookups.dead_notification(session, [ROUTE], notification_id)
+    if n is not None:
+        pipeline.decide(session, n, "dead_letter", ROUTE, f"routing stopped after {outbox.MAX_TRIES} tries: {error}")
+
+
+async def _attempt_dead(session: AsyncSession, attempt_id: uuid.UUID, error: str) -> None:
+    found = await lookups.dead_attempt(session, ATTEMPT_KINDS, attempt_id)
+    if found is not None:
+        n, attempt = found
+        pipeline.decide(
+            session,
+            n,
+            "dead_letter",
+            f"send_{attempt.channel}",
+            f"sending stopped after {outbox.MAX_TRIES} tries: {error}",
+        )
+
+
+@outbox.job(ROUTE, "notifications.route", queue="notifications", on_dead=_notification_dead)
+async def route_notification(session: AsyncSession, notification_id: str) -> None:
+    await _run_job(session, ROUTE, notification_id, _route, load=_load_notification)
+
+
+@outbox.job(pipeline.SEND_WHATSAPP, "notifications.send_whatsapp", queue="whatsapp", on_dead=_attempt_dead)
+async def send_whatsapp(session: AsyncSession, attempt_id: str) -> None:
+    await _run_job(session, pipeline.SEND_WHATSAPP, attempt_id, _send, held=_sendable)
+
+
+@outbox.job(pipeline.SEND_EMAIL, "notifications.send_email", queue="email", on_dead=_attempt_dead)
+async def send_email(session: AsyncSession, attempt_id: str) -> None:
+    await _run_job(session, pipeline.SEND_EMAIL, attempt_id, _send, held=_sendable)
+
+
+def _sendable(attempt: Attempt | None) -> bool:
+    """A send is held only while it may still go out; one already settled just finishes."""
+    return attempt is not None and attempt.status in sending.SENDABLE
+
+
+@outbox.job(ambiguity.CHECK_WHATSAPP, "notifications.check_whatsapp", queue="whatsapp", on_dead=_attempt_dead)
+async def check_whatsapp(session: AsyncSession, attempt_id: str) -> None:
+    """Did Twilio accept an ambiguous send? (app/notify/ambiguity.py). A check may resend, so a
+    suspended tenant's check is held like its sends."""
+    await _run_job(session, ambiguity.CHECK_WHATSAPP, attempt_id, ambiguity.check)

@@ -5,14 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
-from sqlalchemy import select, update
 
-from app.outbox import service as outbox
-from app.webhooks.ingest import PROCESS
-from app.webhooks.models import RawEvent
+from app.webhooks import replay
 
 
 def _parse_since(value: str) -> datetime:
@@ -20,44 +17,47 @@ def _parse_since(value: str) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise click.BadParameter("an ISO 8601 time, e.g. 2026-11-26T10:00:00Z", param_hint="--since") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-async def replay_events(since: datetime, tenant: uuid.UUID | None, kind: str | None, batch: int = 500) -> int:
+async def replay_events(
+    since: datetime | None, tenant: uuid.UUID | None, kind: str | None, message_sid: str | None = None
+) -> int:
+    from app.actors import ACTORS
     from app.core.db import dispose_engine, session_factory
-    from app.core.discovery import import_models, import_tasks
+    from app.core.queue import declare
 
-    import_models()
-    import_tasks()
-    count = 0
+    declare(ACTORS)  # each replayed event's job goes to its actor
     try:
         async with session_factory()() as session:
-            stmt = select(RawEvent.id, RawEvent.tenant_id).where(RawEvent.received_at >= since).order_by(RawEvent.received_at)
-            if tenant:
-                stmt = stmt.where(RawEvent.tenant_id == tenant)
-            if kind:
-                stmt = stmt.where(RawEvent.kind == kind)
-            rows = (await session.execute(stmt)).all()
-            for start in range(0, len(rows), batch):
-                chunk = rows[start:start + batch]
-                await session.execute(update(RawEvent).where(RawEvent.id.in_([r.id for r in chunk])).values(processed_at=None))
-                for event_id, tenant_id in chunk:
-                    await outbox.enqueue(session, tenant_id, PROCESS, event_id)
-                await session.commit()
-                count += len(chunk)
+            if message_sid:
+                events = await replay.events_of_message(session, message_sid, tenant, since)
+            elif since is not None:
+                events = await replay.events_since(session, since, tenant, kind)
+            else:
+                raise ValueError("replay needs a time or a MessageSid")
+            return await replay.requeue(session, events)
     finally:
         await dispose_engine()
-    return count
 
 
 @click.command("replay")
-@click.option("--since", required=True, help="ISO 8601 time: replay events received at or after it")
+@click.option("--since", default=None, help="ISO 8601 time: replay events received at or after it")
+@click.option("--message-sid", default=None, help="replay the stored Twilio callbacks of this message (SM... or MM...)")
 @click.option("--tenant", type=click.UUID, default=None)
 @click.option("--kind", type=click.Choice(["status", "inbound", "sendgrid"]), default=None)
-def replay(since: str, tenant: uuid.UUID | None, kind: str | None) -> None:
-    """Re-enqueue stored provider events for processing (idempotent)."""
-    count = asyncio.run(replay_events(_parse_since(since), tenant, kind))
+def replay_command(since: str | None, message_sid: str | None, tenant: uuid.UUID | None, kind: str | None) -> None:
+    """Apply stored provider events again (idempotent: what was applied changes nothing; nothing is resent)."""
+    if not since and not message_sid:
+        raise click.UsageError("give --since, --message-sid, or both")
+    if message_sid and not replay.MESSAGE_SID.match(message_sid):
+        raise click.BadParameter("a Twilio MessageSid: SM or MM and 32 hex digits", param_hint="--message-sid")
+    if message_sid and kind:
+        raise click.UsageError("--kind goes with --since only: a message's callbacks are status and inbound")
+    count = asyncio.run(replay_events(_parse_since(since) if since else None, tenant, kind, message_sid))
+    if message_sid and not count:
+        raise click.ClickException(f"no stored callbacks name {message_sid}")
     click.echo(f"re-enqueued {count} events")
 
 
-COMMANDS = [replay]
+COMMANDS = [replay_command]

@@ -12,13 +12,15 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import insert_on_conflict, utcnow
+from app.core.db import table_of, utcnow
 from app.core.errors import AppError, Forbidden
 from app.outbox import service as outbox
+from app.webhooks.fields import fit_identifier
 from app.webhooks.models import RawEvent
 
 PROCESS = "event.process"
-_RAW_EVENTS = RawEvent.__table__
+_RAW_EVENTS = table_of(RawEvent)
+_DEDUPE_KEY = ["tenant_id", "kind", "dedupe_key"]  # RawEvent's unique key: a duplicate callback
 
 
 class MalformedCallback(AppError):
@@ -57,17 +59,42 @@ def first(pairs: list[tuple[str, str]] | list[list[str]], name: str) -> str | No
     return next((v for k, v in pairs if k == name), None)
 
 
-async def store(session: AsyncSession, tenant_id: uuid.UUID, kind: str, dedupe_key: str, payload: dict[str, Any],
-                *, orphan: bool = False) -> bool:
+async def store(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    kind: str,
+    dedupe_key: str,
+    payload: dict[str, Any],
+    *,
+    orphan: bool = False,
+) -> bool:
     """Persist the raw event and queue its processing; False when it is a duplicate (nothing queued).
 
-    ON CONFLICT DO NOTHING tells a duplicate in the one round trip, without a savepoint."""
+    ON CONFLICT DO NOTHING tells a duplicate without a savepoint. On PostgreSQL the event and its outbox
+    row are one statement (outbox.enqueue_new), autocommitted when no transaction is open: one round
+    trip, and still no event without its work."""
     event_id, now = uuid.uuid4(), utcnow()
-    stmt = insert_on_conflict(session, _RAW_EVENTS).values(
-        id=event_id, tenant_id=tenant_id, kind=kind, dedupe_key=dedupe_key[:200], payload=payload, orphan=orphan,
-        received_at=now, created_at=now)
-    stmt = stmt.on_conflict_do_nothing(index_elements=["tenant_id", "kind", "dedupe_key"]).returning(_RAW_EVENTS.c.id)
-    if (await session.execute(stmt)).first() is None:
-        return False
-    await outbox.enqueue(session, tenant_id, PROCESS, event_id)
-    return True
+    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
+        # Nothing read before (the credentials came from the cache): the one statement autocommits.
+        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    row = {
+        "id": event_id,
+        "tenant_id": tenant_id,
+        "kind": kind,
+        "dedupe_key": fit_identifier(dedupe_key, RawEvent.dedupe_key),
+        "payload": payload,
+        "orphan": orphan,
+        "received_at": now,
+        "processed_at": None,
+        "redacted_at": None,
+        "created_at": now,
+    }
+    return await outbox.enqueue_new(
+        session,
+        tenant_id,
+        PROCESS,
+        event_id,
+        along=(_RAW_EVENTS, row),
+        along_unless=_DEDUPE_KEY,
+        now=now,
+    )

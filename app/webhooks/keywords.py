@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import string
 import unicodedata
-from typing import Iterable, Literal
+from collections.abc import Iterable
+from typing import Literal
 
-DEFAULT_STOP = ("stop", "unsubscribe", "cancel", "end", "quit", "stopall",
-                "parar", "cancelar", "alto", "stopp", "arrêt", "arret", "basta")
+DEFAULT_STOP = (
+    "stop",
+    "unsubscribe",
+    "cancel",
+    "end",
+    "quit",
+    "stopall",
+    "parar",
+    "cancelar",
+    "alto",
+    "stopp",
+    "arrêt",
+    "arret",
+    "basta",
+)
 DEFAULT_START = ("start", "unstop", "subscribe")
 _STRIP = string.whitespace + string.punctuation + "¡¿«»“”‘’…。！？"
 
@@ -16,7 +30,9 @@ def normalise(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip(_STRIP).casefold()
 
 
-def match(body: str | None, extra_stop: Iterable[str] = (), extra_start: Iterable[str] = ()) -> Literal["stop", "start"] | None:
+def match(
+    body: str | None, extra_stop: Iterable[str] = (), extra_start: Iterable[str] = ()
+) -> Literal["stop", "start"] | None:
     """The whole message must be the keyword: 'stop' opts out, 'please stop calling me' does not."""
     if not body:
         return None

@@ -1,0 +1,191 @@
+"""The hot-path reads of notifications and attempts, each tenant-scoped, in one place.
+
+Jobs, callbacks and the ambiguity check read rows by an id or a provider's message id, many times a
+second, outside any request (so outside the scoped repositories of app/core/repository.py). Every
+such read is here, and every one filters by the tenant it acts for:
+
+- a job carries only an id: its tenant is the one its outbox row names (the record of who asked for
+  the work), and the rows it loads must belong to that tenant, the notification to the attempt's;
+- a callback's tenant is the one whose credentials signed it (app/webhooks/controllers.py).
+
+This module and the scoped repository base are the only places with a hand-written `tenant_id ==`
+(tests/meta/test_tenant_scoping.py keeps it so).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.notify import pipeline
+from app.notify.models import Attempt, Notification
+from app.outbox.models import OutboxItem
+from tenants.accounts.models import Tenant
+from tenants.contacts import service as contacts
+
+
+def _job_tenant(ref_id: uuid.UUID, kinds: Iterable[str]) -> Any:
+    """The tenant the outbox row of this work names (one row per (kind, ref): kinds sharing a ref agree)."""
+    return (
+        select(OutboxItem.tenant_id)
+        .where(OutboxItem.kind.in_(list(kinds)), OutboxItem.ref_id == ref_id)
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def _same_tenant() -> ColumnElement[bool]:
+    return (Notification.id == Attempt.notification_id) & (Notification.tenant_id == Attempt.tenant_id)
+
+
+async def notification_job(
+    session: AsyncSession, kind: str, notification_id: uuid.UUID
+) -> tuple[Notification, str] | None:
+    """(notification, its tenant's status) for a routing job; None when it is gone or not that tenant's."""
+    row = (
+        await session.execute(
+            select(Notification, Tenant.status)
+            .join(Tenant, Tenant.id == Notification.tenant_id)
+            .where(Notification.id == notification_id, Notification.tenant_id == _job_tenant(notification_id, [kind]))
+        )
+    ).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+async def attempt_job(
+    session: AsyncSession, kind: str, attempt_id: uuid.UUID
+) -> tuple[Notification, Attempt, str] | None:
+    """(notification, attempt, the tenant's status) for a send or check job, read in one query, with
+    both rows locked (pipeline.lock's order); None when gone or not the job's tenant's."""
+    row = (
+        await session.execute(
+            select(Attempt, Notification, Tenant.status)
+            .join(Notification, _same_tenant())
+            .join(Tenant, Tenant.id == Attempt.tenant_id)
+            .where(Attempt.id == attempt_id, Attempt.tenant_id == _job_tenant(attempt_id, [kind]))
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    attempt, n, tenant_status = row
+    await pipeline.lock(session, n, attempt)
+    return n, attempt, tenant_status
+
+
+async def dead_notification(session: AsyncSession, kinds: Iterable[str], ref_id: uuid.UUID) -> Notification | None:
+    """The notification whose job (a routing job's ref) was just dead-lettered."""
+    stmt = select(Notification).where(Notification.id == ref_id, Notification.tenant_id == _job_tenant(ref_id, kinds))
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def dead_attempt(
+    session: AsyncSession, kinds: Iterable[str], ref_id: uuid.UUID
+) -> tuple[Notification, Attempt] | None:
+    """(notification, attempt) whose job (an attempt's ref) was just dead-lettered."""
+    row = (
+        await session.execute(
+            select(Attempt, Notification)
+            .join(Notification, _same_tenant())
+            .where(Attempt.id == ref_id, Attempt.tenant_id == _job_tenant(ref_id, kinds))
+        )
+    ).one_or_none()
+    return None if row is None else (row[1], row[0])
+
+
+async def notification_of(session: AsyncSession, attempt: Attempt) -> Notification | None:
+    """The attempt's notification, of the attempt's own tenant."""
+    stmt = select(Notification).where(
+        Notification.id == attempt.notification_id, Notification.tenant_id == attempt.tenant_id
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def stuck_sends(session: AsyncSession, cutoff: datetime, limit: int) -> list[tuple[Attempt, Notification]]:
+    """Every tenant's attempts left `sending` with no provider id since before `cutoff` (the maintenance pass)."""
+    rows = await session.execute(
+        select(Attempt, Notification)
+        .join(Notification, _same_tenant())
+        .where(Attempt.status == "sending", Attempt.provider_message_id.is_(None), Attempt.sending_started_at < cutoff)
+        .limit(limit)
+    )
+    return [(a, n) for a, n in rows]
+
+
+async def stale_whatsapp(
+    session: AsyncSession, cutoff: datetime, statuses: Iterable[str], limit: int
+) -> list[tuple[Attempt, Notification]]:
+    """Every tenant's Twilio attempts in one of `statuses`, unchanged since `cutoff` (the reconciler)."""
+    rows = await session.execute(
+        select(Attempt, Notification)
+        .join(Notification, _same_tenant())
+        .where(
+            Attempt.channel == "whatsapp",
+            Attempt.provider == "twilio",
+            Attempt.provider_message_id.is_not(None),
+            Attempt.status.in_(list(statuses)),
+            Attempt.updated_at < cutoff,
+        )
+        .limit(limit)
+    )
+    return [(a, n) for a, n in rows]
+
+
+def _as_uuid(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+async def find_attempt(
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    provider: str,
+    *,
+    attempt_ref: object = None,
+    provider_id: str | None = None,
+    same_message: bool = False,
+) -> tuple[Attempt, Notification] | None:
+    """The tenant's attempt a provider event names, with its notification: by our attempt id when the
+    event carries it, else by the provider's message id. With `same_message`, an attempt found by id
+    counts only while it has no provider id yet or this one (Twilio: a resent copy's SID is another
+    message, not this attempt's)."""
+    base = select(Attempt, Notification).join(Notification, _same_tenant()).where(Attempt.tenant_id == tenant_id)
+    ref = _as_uuid(attempt_ref)
+    if ref is not None:
+        by_id = (await session.execute(base.where(Attempt.id == ref))).one_or_none()
+        if by_id is not None and (not same_message or by_id[0].provider_message_id in (None, provider_id)):
+            return by_id[0], by_id[1]
+    if not provider_id:
+        return None
+    stmt = base.where(Attempt.provider == provider, Attempt.provider_message_id == provider_id)
+    row = (await session.execute(stmt)).one_or_none()
+    return None if row is None else (row[0], row[1])
+
+
+async def taken_message_ids(session: AsyncSession, tenant_id: uuid.UUID, provider: str, ids: list[str]) -> set[str]:
+    """Which of these provider message ids already belong to one of the tenant's attempts."""
+    if not ids:
+        return set()
+    rows = await session.execute(
+        select(Attempt.provider_message_id).where(
+            Attempt.tenant_id == tenant_id, Attempt.provider == provider, Attempt.provider_message_id.in_(ids)
+        )
+    )
+    return {sid for (sid,) in rows if sid is not None}
+
+
+async def email_of(session: AsyncSession, n: Notification, idents: Any = None) -> str | None:
+    """The address an email for this notification goes to: the request's own, else the contact's current one."""
+    email = n.recipient.get("email")
+    if email:
+        return str(email)
+    if idents is None:
+        idents = await contacts.identifiers(session, n.tenant_id, n.contact_id)
+    current = contacts.current(idents, "email")
+    return str(current) if current else None

@@ -1,0 +1,1 @@
+"""People across tenants and notifications: tenants' contacts composed with the notify and webhook tables."""
