@@ -16,14 +16,19 @@ def bearer(key: str) -> dict[str, str]:
 
 
 async def make_tenant(client: Any, name: str | None = None) -> dict[str, Any]:
-    r = await client.post("/operator/v1/tenants", json={"name": name or f"Tenant {secrets.token_hex(3)}"}, headers=OPERATOR)
+    r = await client.post(
+        "/operator/v1/tenants", json={"name": name or f"Tenant {secrets.token_hex(3)}"}, headers=OPERATOR
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
 
 async def make_key(client: Any, tenant_id: str, scopes: list[str] | None = None, environment: str = "live") -> str:
-    r = await client.post(f"/operator/v1/tenants/{tenant_id}/api-keys",
-                          json={"name": "test", "scopes": scopes or ALL_SCOPES, "environment": environment}, headers=OPERATOR)
+    r = await client.post(
+        f"/operator/v1/tenants/{tenant_id}/api-keys",
+        json={"name": "test", "scopes": scopes or ALL_SCOPES, "environment": environment},
+        headers=OPERATOR,
+    )
     assert r.status_code == 201, r.text
     return r.json()["key"]
 

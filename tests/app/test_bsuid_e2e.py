@@ -51,28 +51,43 @@ async def contact(client: Any, t: WiredTenant, contact_id: str) -> dict[str, Any
 
 def whatsapp_messages(emulator: Any, t: WiredTenant, to: str | None = None) -> list[dict[str, Any]]:
     """What the gateway sent (the emulator also records the users' inbound messages)."""
-    return [m for m in emulator.messages(account_sid=t.account["account_sid"], to=to) if m["direction"] == "outbound-api"]
+    return [
+        m for m in emulator.messages(account_sid=t.account["account_sid"], to=to) if m["direction"] == "outbound-api"
+    ]
 
 
 async def post_inbound(client: Any, t: WiredTenant, form: list[tuple[str, str]]) -> Any:
     """A signed inbound webhook built by hand, for shapes the emulator refuses to make."""
     url = GATEWAY_URL + "/webhooks/twilio/inbound"
     signature = compute_twilio_signature(t.account["auth_token"], url, form)
-    return await client.post("/webhooks/twilio/inbound", content=urlencode(form),
-                             headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature})
+    return await client.post(
+        "/webhooks/twilio/inbound",
+        content=urlencode(form),
+        headers={"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature},
+    )
 
 
 def base_form(t: WiredTenant, **fields: str) -> list[tuple[str, str]]:
     sid = "SM" + secrets.token_hex(16)
-    return [("MessageSid", sid), ("SmsSid", sid), ("SmsMessageSid", sid), ("AccountSid", t.account["account_sid"]),
-            ("To", t.account["whatsapp_from"]), ("Body", "hello"), ("NumMedia", "0"), ("SmsStatus", "received"),
-            ("ApiVersion", "2010-04-01"), *fields.items()]
+    return [
+        ("MessageSid", sid),
+        ("SmsSid", sid),
+        ("SmsMessageSid", sid),
+        ("AccountSid", t.account["account_sid"]),
+        ("To", t.account["whatsapp_from"]),
+        ("Body", "hello"),
+        ("NumMedia", "0"),
+        ("SmsStatus", "received"),
+        ("ApiVersion", "2010-04-01"),
+        *fields.items(),
+    ]
 
 
 async def test_username_only_user_writes_in_sends_stop_and_is_suppressed(client, emulator, gateway):
     t = await wired_tenant(client, emulator, gateway)
-    sent = emulator.inbound(t.account["account_sid"], from_=None, body="Hi there", bsuid=BSUID, hide_phone=True,
-                            profile_name="Ava")
+    sent = emulator.inbound(
+        t.account["account_sid"], from_=None, body="Hi there", bsuid=BSUID, hide_phone=True, profile_name="Ava"
+    )
     form = dict(sent["webhook"]["params"])
     assert form["From"] == f"whatsapp:{BSUID}" and "WaId" not in form and sent["webhook"]["response_status"] == 200
     await settle(emulator)
@@ -106,7 +121,9 @@ async def test_a_bsuid_only_contact_gets_no_whatsapp_and_falls_back_to_email(cli
     emulator.inbound(t.account["account_sid"], from_=None, body="hello", bsuid=BSUID, hide_phone=True)
     await settle(emulator)
     # The window is open and the emulator would accept To=whatsapp:<BSUID>; the gateway still doesn't use it.
-    n = await read(client, t, await notify(client, t, text="Your table is ready", to={"whatsapp_user_id": BSUID, "email": EMAIL}))
+    n = await read(
+        client, t, await notify(client, t, text="Your table is ready", to={"whatsapp_user_id": BSUID, "email": EMAIL})
+    )
     await settle(emulator)
     n = await read(client, t, n["id"])
     assert steps(n)["suppression"] == "clear" and decision(n, "address")["result"] == "none"
@@ -135,7 +152,9 @@ async def test_a_user_seen_by_phone_then_with_a_bsuid_is_one_contact(client, emu
 async def test_a_phone_contact_and_a_bsuid_contact_merge_when_an_inbound_carries_both(client, emulator, gateway):
     t = await wired_tenant(client, emulator, gateway)
     nid = await notify(client, t, to={"phone": PHONE, "email": EMAIL})  # the client names the phone: contact 1
-    emulator.inbound(t.account["account_sid"], from_=None, body="who is this?", bsuid=BSUID, hide_phone=True)  # contact 2
+    emulator.inbound(
+        t.account["account_sid"], from_=None, body="who is this?", bsuid=BSUID, hide_phone=True
+    )  # contact 2
     await settle(emulator)
     two = await contacts(client, t)
     assert len(two) == 2
@@ -146,7 +165,11 @@ async def test_a_phone_contact_and_a_bsuid_contact_merge_when_an_inbound_carries
     emulator.inbound(t.account["account_sid"], from_=PHONE, body="it's me", bsuid=BSUID)  # proof they are one
     await settle(emulator)
     (merged,) = await contacts(client, t)
-    assert merged["id"] == by_phone and (merged["phone"], merged["whatsapp_user_id"], merged["email"]) == (PHONE, BSUID, EMAIL)
+    assert merged["id"] == by_phone and (merged["phone"], merged["whatsapp_user_id"], merged["email"]) == (
+        PHONE,
+        BSUID,
+        EMAIL,
+    )
     assert (await client.get(f"/v1/contacts/{by_bsuid}", headers=t.admin)).status_code == 404
     assert (await read(client, t, nid))["contact_id"] == merged["id"]
     detail = await contact(client, t, merged["id"])
@@ -164,8 +187,11 @@ async def test_a_new_bsuid_for_the_same_phone_is_kept_as_history(client, emulato
     await settle(emulator)
     (c,) = await contacts(client, t)
     assert c["whatsapp_user_id"] == BSUID_NEW
-    bsuids = {i["value"]: i["current"] for i in (await contact(client, t, c["id"]))["identifiers"]
-              if i["kind"] == "whatsapp_user_id"}
+    bsuids = {
+        i["value"]: i["current"]
+        for i in (await contact(client, t, c["id"]))["identifiers"]
+        if i["kind"] == "whatsapp_user_id"
+    }
     assert bsuids == {BSUID: False, BSUID_NEW: True}
     assert [x["id"] for x in await contacts(client, t, whatsapp_user_id=BSUID)] == [c["id"]], "history still finds them"
 
@@ -188,8 +214,12 @@ async def test_prefixless_from_is_read_as_a_phone(client, emulator, gateway):
 
 async def test_an_inbound_naming_no_one_is_acknowledged_and_stored(client, emulator, gateway):
     t = await wired_tenant(client, emulator, gateway)
-    shapes = [base_form(t), base_form(t, From="whatsapp:"), base_form(t, From="whatsapp:not-a-person", WaId="abc"),
-              base_form(t, From="", ExternalUserId="whatsapp:xx.bad")]
+    shapes = [
+        base_form(t),
+        base_form(t, From="whatsapp:"),
+        base_form(t, From="whatsapp:not-a-person", WaId="abc"),
+        base_form(t, From="", ExternalUserId="whatsapp:xx.bad"),
+    ]
     for form in shapes:
         r = await post_inbound(client, t, form)
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/xml"), r.text
@@ -254,7 +284,9 @@ async def test_a_replayed_old_bsuid_does_not_become_current_again(client, databa
     from datetime import timedelta
 
     from app.core.db import session_factory, utcnow
-    from tenants.contacts import identifiers, service as contacts
+    from app.people import service as people
+    from tenants.contacts import identifiers
+    from tenants.contacts import service as contacts
     from tests.factories import make_tenant
 
     tenant_id = __import__("uuid").UUID((await make_tenant(client))["id"])
@@ -262,10 +294,13 @@ async def test_a_replayed_old_bsuid_does_not_become_current_again(client, databa
     old, new = identifiers.bsuid("US.1111111111"), identifiers.bsuid("US.2222222222")
     t0 = utcnow()
     async with session_factory()() as s:
-        await contacts.link_inbound(s, tenant_id, phone=phone, bsuid=old, at=t0)
-        contact = await contacts.link_inbound(s, tenant_id, phone=phone, bsuid=new, at=t0 + timedelta(minutes=5))
-        await contacts.link_inbound(s, tenant_id, phone=None, bsuid=old, at=t0 + timedelta(minutes=1))  # late delivery
+        await people.link_inbound(s, tenant_id, phone=phone, bsuid=old, at=t0)
+        contact = await people.link_inbound(s, tenant_id, phone=phone, bsuid=new, at=t0 + timedelta(minutes=5))
+        await people.link_inbound(s, tenant_id, phone=None, bsuid=old, at=t0 + timedelta(minutes=1))  # late delivery
         rows = await contacts.identifiers(s, tenant_id, contact.id)
         assert contacts.current(rows, "bsuid") == new.value
-        assert sorted((r.value, r.is_current) for r in rows if r.kind == "bsuid") == [(old.value, False), (new.value, True)]
+        assert sorted((r.value, r.is_current) for r in rows if r.kind == "bsuid") == [
+            (old.value, False),
+            (new.value, True),
+        ]
         await s.commit()

@@ -16,14 +16,15 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 import pytest
 
-START_TIMEOUT = 90.0   # first start migrates a fresh SQLite database
+START_TIMEOUT = 90.0  # first start migrates a fresh SQLite database
 SETTLE_TIMEOUT = 30.0
 T = TypeVar("T")
 
@@ -86,8 +87,14 @@ class Dev:
 def start_dev(cwd: Path, port: int) -> Dev:
     log = cwd / f"dev-{port}.log"
     with log.open("wb") as fh:
-        proc = subprocess.Popen([*notifygw(), "dev", "--port", str(port)], cwd=cwd, env=dev_env(),
-                                stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [*notifygw(), "dev", "--port", str(port)],
+            cwd=cwd,
+            env=dev_env(),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     dev = Dev(proc, f"http://127.0.0.1:{port}", log)
 
     def ready() -> bool:
@@ -131,8 +138,13 @@ def run_printed(dev: Dev, script: str, names: list[str]) -> dict[str, str]:
     """
     if shutil.which("curl") and shutil.which("bash"):
         tail = "".join(f'\nprintf "ID {n} %s\\n" "${n}"' for n in names)
-        done = subprocess.run(["bash", "-c", "set -euo pipefail\n" + script + tail], capture_output=True, text=True,
-                              timeout=60, cwd=dev.log.parent)
+        done = subprocess.run(
+            ["bash", "-c", "set -euo pipefail\n" + script + tail],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=dev.log.parent,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
         found = dict(re.findall(r"^ID (\w+) (\S*)$", done.stdout, re.M))
     else:
@@ -140,18 +152,31 @@ def run_printed(dev: Dev, script: str, names: list[str]) -> dict[str, str]:
         for line in script.splitlines():
             if line.strip().startswith("until "):  # the banner waits for the window to open
                 phone = "+" + re.search(r"phone=%2B(\d+)", line).group(1)
-                wait_for(lambda: '"window_open":true' in httpx.get(
-                    dev.base + "/v1/contacts", params={"phone": phone},
-                    headers={"Authorization": f"Bearer {send_key}"}, timeout=5).text,
-                    SETTLE_TIMEOUT, "the window to open")
+                wait_for(
+                    lambda: (
+                        '"window_open":true'
+                        in httpx.get(
+                            dev.base + "/v1/contacts",
+                            params={"phone": phone},
+                            headers={"Authorization": f"Bearer {send_key}"},
+                            timeout=5,
+                        ).text
+                    ),
+                    SETTLE_TIMEOUT,
+                    "the window to open",
+                )
             elif match := re.search(r"\"\$NGW(/[^\"]+)\".*?-d '(\{.*\})'", line):
                 path, body = match.groups()
                 headers = {} if path.startswith("/_emulator") else {"Authorization": f"Bearer {send_key}"}
                 r = httpx.post(dev.base + path, json=json.loads(body), headers=headers, timeout=10)
                 assert r.status_code < 300, r.text
             elif match := re.search(r"-d '(\{.*\})'", line):
-                r = httpx.post(f"{dev.base}/v1/notifications", json=json.loads(match.group(1)), timeout=10,
-                               headers={"Authorization": f"Bearer {send_key}"})
+                r = httpx.post(
+                    f"{dev.base}/v1/notifications",
+                    json=json.loads(match.group(1)),
+                    timeout=10,
+                    headers={"Authorization": f"Bearer {send_key}"},
+                )
                 assert r.status_code == 202, r.text
                 found[names[len(found)]] = r.json()["id"]
     for name in names:
@@ -160,15 +185,21 @@ def run_printed(dev: Dev, script: str, names: list[str]) -> dict[str, str]:
 
 
 def read(dev: Dev, notification_id: str) -> dict[str, Any]:
-    r = httpx.get(f"{dev.base}/v1/notifications/{notification_id}", timeout=5,
-                  headers={"Authorization": f"Bearer {dev.value('send key:')}"})
+    r = httpx.get(
+        f"{dev.base}/v1/notifications/{notification_id}",
+        timeout=5,
+        headers={"Authorization": f"Bearer {dev.value('send key:')}"},
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
 
 def settled(dev: Dev, notification_id: str, done: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-    return wait_for(lambda: (lambda n: n if done(n) else None)(read(dev, notification_id)), SETTLE_TIMEOUT,
-                    f"notification {notification_id} to settle")
+    return wait_for(
+        lambda: (lambda n: n if done(n) else None)(read(dev, notification_id)),
+        SETTLE_TIMEOUT,
+        f"notification {notification_id} to settle",
+    )
 
 
 def steps(n: dict[str, Any]) -> list[tuple[str, str]]:
@@ -217,7 +248,7 @@ def test_dev_demo_works_as_printed_and_survives_restarts(tmp_path: Path, devs: l
     check_template_delivered(first, ids["N1"])
     check_text_fell_back(first, ids["N2"])
     # Step 3 of the banner GETs exactly these.
-    assert f'"$NGW/v1/notifications/$N1"' in first.block("# 3.", "# 4.")
+    assert '"$NGW/v1/notifications/$N1"' in first.block("# 3.", "# 4.")
     stop_dev(first)
 
     # Restart (on another port: every callback URL must follow): the same demo, the emulator re-seeded.
@@ -242,3 +273,35 @@ def test_dev_demo_works_as_printed_and_survives_restarts(tmp_path: Path, devs: l
     ids = run_printed(third, third.block("export NGW", "# 3."), ["N1", "N2"])
     check_template_delivered(third, ids["N1"])
     check_text_on_whatsapp(third, ids["N2"])
+
+
+def test_idempotency_key_on_a_reloaded_key_answers_at_once(tmp_path: Path, devs: list[Dev]) -> None:
+    """Issue 11, §2: reloading a key (and writing its last_used_at) happens in the request's unit of work.
+
+    The Idempotency-Key claim used to open a second session: on SQLite, whose units of work begin with
+    BEGIN IMMEDIATE, it waited on the request's own write lock for busy_timeout (10 s), then answered
+    503 "database unavailable". Now the claim is in the request's session, and both answer 202.
+    """
+    from tenants.auth import KEY_CACHE_TTL
+
+    devs.append(dev := start_dev(tmp_path, free_port()))
+    headers = {"Authorization": f"Bearer {dev.value('send key:')}"}
+    body = {"to": {"email": "demo@example.com"}, "text": "hello"}
+    url = f"{dev.base}/v1/notifications"
+    # First use: the key is loaded in the request's session (a cache miss), then the claim.
+    first = httpx.post(url, json=body, headers={**headers, "Idempotency-Key": "first"}, timeout=30)
+    assert first.status_code == 202, first.text
+    # Once the cached key has expired, the next request reloads it and writes last_used_at (never
+    # written before) in the same session, ahead of the claim.
+    time.sleep(KEY_CACHE_TTL + 0.5)
+    second = httpx.post(url, json=body, headers={**headers, "Idempotency-Key": "second"}, timeout=30)
+    assert second.status_code == 202, second.text
+    replay = httpx.post(url, json=body, headers={**headers, "Idempotency-Key": "second"}, timeout=30)
+    assert replay.status_code == 202 and replay.headers["idempotent-replayed"] == "true"
+    assert replay.json()["id"] == second.json()["id"] != first.json()["id"]
+    import sqlite3
+
+    public_id = dev.value("send key:").split("_")[2]
+    with sqlite3.connect(tmp_path / ".notifygw" / "notifygw.db") as conn:
+        (last_used,) = conn.execute("SELECT last_used_at FROM api_keys WHERE public_id = ?", (public_id,)).fetchone()
+    assert last_used is not None, "the scenario must include the last_used_at write"

@@ -35,4 +35,3 @@ async def test_wrong_method_is_problem_json(client):
     r = await client.delete("/healthz")
     assert r.status_code == 405
     assert r.headers["content-type"].startswith("application/problem+json")
-

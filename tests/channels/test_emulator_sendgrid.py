@@ -15,8 +15,11 @@ from sendgrid.helpers.eventwebhook import EventWebhook
 from sendgrid.helpers.eventwebhook.eventwebhook_header import EventWebhookHeader
 from sendgrid.helpers.mail import Category, Cc, CustomArg, Mail, Personalization, To
 
-UNAUTHORIZED = {"errors": [{"message": "The provided authorization grant is invalid, expired, or revoked",
-                            "field": None, "help": None}]}
+UNAUTHORIZED = {
+    "errors": [
+        {"message": "The provided authorization grant is invalid, expired, or revoked", "field": None, "help": None}
+    ]
+}
 TEMPLATE_ID = "d-0123456789abcdef0123456789abcdef"
 
 
@@ -100,23 +103,30 @@ def test_sdk_send_with_a_dynamic_template_and_several_recipients(emulator, callb
     response = emulator.sendgrid_client(key["api_key"]).send(mail)
     assert response.status_code == 202
     first, second = verified_batches(callback_sink, key["event_webhook_public_key"], 2)
-    assert {(e["email"], e["event"]) for e in first} == {("ava@example.com", "processed"),
-                                                        ("bounce+1@example.com", "processed")}
-    assert {(e["email"], e["event"]) for e in second} == {("ava@example.com", "delivered"),
-                                                         ("bounce+1@example.com", "bounce")}
+    assert {(e["email"], e["event"]) for e in first} == {
+        ("ava@example.com", "processed"),
+        ("bounce+1@example.com", "processed"),
+    }
+    assert {(e["email"], e["event"]) for e in second} == {
+        ("ava@example.com", "delivered"),
+        ("bounce+1@example.com", "bounce"),
+    }
     assert all(e["notification_id"] == "n2" and e["category"] == "receipts" for e in first + second)
     assert all(e["sg_template_id"] == TEMPLATE_ID for e in first + second)
     assert len({e["sg_message_id"] for e in first}) == 2  # one per recipient, same X-Message-Id prefix
 
 
-@pytest.mark.parametrize(("address", "events", "detail"), [
-    ("bounce@example.com", ["processed", "bounce"], {"type": "bounce", "status": "5.1.1"}),
-    ("blocked@example.com", ["processed", "bounce"], {"type": "blocked", "status": "5.7.1"}),
-    ("dropped@example.com", ["dropped"], {"reason": "Bounced Address"}),
-    ("deferred@example.com", ["processed", "deferred", "delivered"], {"attempt": "1"}),
-    ("spamreport+7@example.com", ["processed", "delivered", "spamreport"], {}),
-    ("Bounce@Example.com", ["processed", "bounce"], {"type": "bounce"}),
-])
+@pytest.mark.parametrize(
+    ("address", "events", "detail"),
+    [
+        ("bounce@example.com", ["processed", "bounce"], {"type": "bounce", "status": "5.1.1"}),
+        ("blocked@example.com", ["processed", "bounce"], {"type": "blocked", "status": "5.7.1"}),
+        ("dropped@example.com", ["dropped"], {"reason": "Bounced Address"}),
+        ("deferred@example.com", ["processed", "deferred", "delivered"], {"attempt": "1"}),
+        ("spamreport+7@example.com", ["processed", "delivered", "spamreport"], {}),
+        ("Bounce@Example.com", ["processed", "bounce"], {"type": "bounce"}),
+    ],
+)
 def test_magic_addresses(emulator, callback_sink, address, events, detail):
     key = emulator.create_sendgrid_key(callback_sink.url("/events"))
     assert emulator.sendgrid_client(key["api_key"]).send(plain_mail(address)).status_code == 202
@@ -139,25 +149,32 @@ def test_bad_key_gets_401(emulator):
     assert emulator.sendgrid_messages() == []
 
 
-GOOD = {"from": {"email": "noreply@example.com"}, "subject": "s",
-        "personalizations": [{"to": [{"email": "ava@example.com"}]}], "content": [{"type": "text/plain", "value": "x"}]}
+GOOD = {
+    "from": {"email": "noreply@example.com"},
+    "subject": "s",
+    "personalizations": [{"to": [{"email": "ava@example.com"}]}],
+    "content": [{"type": "text/plain", "value": "x"}],
+}
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"from": None}, "from.email"),
-    ({"from": {"email": "not-an-address"}}, "from.email"),
-    ({"personalizations": None}, "personalizations"),
-    ({"personalizations": []}, "personalizations"),
-    ({"personalizations": [{"to": []}]}, "personalizations.0.to"),
-    ({"personalizations": [{"to": [{"email": "nope"}]}]}, "personalizations.0.to.0.email"),
-    ({"personalizations": [{"to": [{"email": "a@b.co"}], "cc": [{"name": "x"}]}]}, "personalizations.0.cc.0.email"),
-    ({"content": None}, "content"),
-    ({"content": [{"type": "text/plain"}]}, "content.0.value"),
-    ({"subject": None}, "subject"),
-    ({"template_id": "not-a-guid", "content": None}, "template_id"),
-    ({"custom_args": {"n": 1}}, "custom_args"),
-    ({"categories": "one"}, "categories"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"from": None}, "from.email"),
+        ({"from": {"email": "not-an-address"}}, "from.email"),
+        ({"personalizations": None}, "personalizations"),
+        ({"personalizations": []}, "personalizations"),
+        ({"personalizations": [{"to": []}]}, "personalizations.0.to"),
+        ({"personalizations": [{"to": [{"email": "nope"}]}]}, "personalizations.0.to.0.email"),
+        ({"personalizations": [{"to": [{"email": "a@b.co"}], "cc": [{"name": "x"}]}]}, "personalizations.0.cc.0.email"),
+        ({"content": None}, "content"),
+        ({"content": [{"type": "text/plain"}]}, "content.0.value"),
+        ({"subject": None}, "subject"),
+        ({"template_id": "not-a-guid", "content": None}, "template_id"),
+        ({"custom_args": {"n": 1}}, "custom_args"),
+        ({"categories": "one"}, "categories"),
+    ],
+)
 def test_bad_mail_shapes_get_400(emulator, change, field):
     key = emulator.create_sendgrid_key()["api_key"]
     payload = {k: v for k, v in {**GOOD, **change}.items() if v is not None}
@@ -174,8 +191,9 @@ def test_bad_mail_shapes_get_400(emulator, change, field):
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b"null"])
 def test_bodies_that_are_not_mail_get_400(emulator, body):
     key = emulator.create_sendgrid_key()["api_key"]
-    response = emulator.http.post("/v3/mail/send", content=body, headers={"Authorization": f"Bearer {key}",
-                                                                          "Content-Type": "application/json"})
+    response = emulator.http.post(
+        "/v3/mail/send", content=body, headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    )
     assert response.status_code == 400 and response.json()["errors"][0]["message"]
 
 

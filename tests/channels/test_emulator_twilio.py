@@ -12,8 +12,19 @@ import httpx
 import pytest
 from twilio.base.exceptions import TwilioRestException
 
-STATUS_FIELDS = {"AccountSid", "ApiVersion", "ChannelInstallSid", "ChannelPrefix", "ChannelToAddress", "From",
-                 "MessageSid", "MessageStatus", "SmsSid", "SmsStatus", "To"}
+STATUS_FIELDS = {
+    "AccountSid",
+    "ApiVersion",
+    "ChannelInstallSid",
+    "ChannelPrefix",
+    "ChannelToAddress",
+    "From",
+    "MessageSid",
+    "MessageStatus",
+    "SmsSid",
+    "SmsStatus",
+    "To",
+}
 USER = "+15557654321"
 
 
@@ -57,8 +68,10 @@ def assert_twilio_error(response: httpx.Response, status: int, code: int) -> dic
 
 def test_account_fetch_with_auth_token_and_with_api_key(emulator, twilio_schemas):
     account = emulator.create_account(friendly_name="Acme")
-    for user, password in ((account["account_sid"], account["auth_token"]),
-                           (account["api_key_sid"], account["api_key_secret"])):
+    for user, password in (
+        (account["account_sid"], account["auth_token"]),
+        (account["api_key_sid"], account["api_key_secret"]),
+    ):
         response = emulator.http.get(f"/2010-04-01/Accounts/{account['account_sid']}.json", auth=(user, password))
         assert response.status_code == 200
         body = response.json()
@@ -74,8 +87,9 @@ def test_sdk_fetches_the_account(emulator):
     assert fetched.status == "active"
 
 
-@pytest.mark.parametrize("case", ["wrong_token", "wrong_secret", "other_account", "no_auth", "garbage", "bearer",
-                                  "unknown_account"])
+@pytest.mark.parametrize(
+    "case", ["wrong_token", "wrong_secret", "other_account", "no_auth", "garbage", "bearer", "unknown_account"]
+)
 def test_bad_credentials_get_401_20003(emulator, case):
     account, other = emulator.create_account(), emulator.create_account()
     sid = account["account_sid"]
@@ -85,16 +99,27 @@ def test_bad_credentials_get_401_20003(emulator, case):
         "other_account": (other["api_key_sid"], other["api_key_secret"]),
         "unknown_account": (account["api_key_sid"], account["api_key_secret"]),
     }.get(case)
-    headers = {"garbage": {"Authorization": "Basic !!!notbase64"},
-               "bearer": {"Authorization": "Bearer x"}}.get(case, {})
+    headers = {"garbage": {"Authorization": "Basic !!!notbase64"}, "bearer": {"Authorization": "Bearer x"}}.get(
+        case, {}
+    )
     if case == "unknown_account":
         sid = "AC" + "0" * 32
-    for response in (emulator.http.get(f"/2010-04-01/Accounts/{sid}.json", auth=auth, headers=headers),
-                     emulator.http.post(f"/2010-04-01/Accounts/{sid}/Messages.json", auth=auth, headers=headers,
-                                        data={"To": "whatsapp:+15551112222", "Body": "x"}),
-                     emulator.http.get(f"/2010-04-01/Accounts/{sid}/Messages.json", auth=auth, headers=headers)):
-        assert response.json() == {"code": 20003, "message": "Authenticate",
-                                   "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401}
+    for response in (
+        emulator.http.get(f"/2010-04-01/Accounts/{sid}.json", auth=auth, headers=headers),
+        emulator.http.post(
+            f"/2010-04-01/Accounts/{sid}/Messages.json",
+            auth=auth,
+            headers=headers,
+            data={"To": "whatsapp:+15551112222", "Body": "x"},
+        ),
+        emulator.http.get(f"/2010-04-01/Accounts/{sid}/Messages.json", auth=auth, headers=headers),
+    ):
+        assert response.json() == {
+            "code": 20003,
+            "message": "Authenticate",
+            "more_info": "https://www.twilio.com/docs/errors/20003",
+            "status": 401,
+        }
         assert response.status_code == 401
     assert emulator.messages() == []
 
@@ -114,8 +139,12 @@ def test_sdk_template_send_goes_and_every_callback_is_signed(emulator, callback_
     account = emulator.create_account()
     content_sid = emulator.create_template(account["account_sid"], ["1", "2"], body="Hi {{1}}, code {{2}}")
     message = emulator.twilio_client(account).messages.create(
-        to=f"whatsapp:{USER}", from_=account["whatsapp_from"], content_sid=content_sid,
-        content_variables=json.dumps({"1": "Ava", "2": "18473"}), status_callback=callback_sink.url("/status?n=7&a=1"))
+        to=f"whatsapp:{USER}",
+        from_=account["whatsapp_from"],
+        content_sid=content_sid,
+        content_variables=json.dumps({"1": "Ava", "2": "18473"}),
+        status_callback=callback_sink.url("/status?n=7&a=1"),
+    )
     assert re.fullmatch(r"SM[0-9a-f]{32}", message.sid)
     assert message.status == "queued" and message.body == "Hi Ava, code 18473"
     assert message.from_ == account["whatsapp_from"] and message.to == f"whatsapp:{USER}"
@@ -130,7 +159,7 @@ def test_sdk_template_send_goes_and_every_callback_is_signed(emulator, callback_
         assert received.headers["Content-Type"].startswith("application/x-www-form-urlencoded")
         assert received.twilio_signature_valid(account["auth_token"])
         assert not received.twilio_signature_valid("f" * 32)
-        assert STATUS_FIELDS <= set(received.form)
+        assert set(received.form) >= STATUS_FIELDS
         assert received.form["MessageSid"] == message.sid and received.form["ChannelPrefix"] == "whatsapp"
         assert received.form["ChannelToAddress"] == USER
         assert received.form["SmsStatus"] == received.form["MessageStatus"]
@@ -146,8 +175,14 @@ def test_sdk_template_send_goes_and_every_callback_is_signed(emulator, callback_
 def test_messaging_service_send_is_accepted_with_no_from(emulator, callback_sink, twilio_schemas):
     account = emulator.create_account()
     content_sid = emulator.create_template(account["account_sid"], [])
-    response = send(emulator, account, To=f"whatsapp:{USER}", MessagingServiceSid=account["messaging_service_sid"],
-                    ContentSid=content_sid, StatusCallback=callback_sink.url("/s"))
+    response = send(
+        emulator,
+        account,
+        To=f"whatsapp:{USER}",
+        MessagingServiceSid=account["messaging_service_sid"],
+        ContentSid=content_sid,
+        StatusCallback=callback_sink.url("/s"),
+    )
     assert response.status_code == 201
     body = response.json()
     twilio_schemas.message(body)
@@ -162,35 +197,41 @@ def test_messaging_service_send_is_accepted_with_no_from(emulator, callback_sink
 def test_media_urls_arrive_as_repeated_keys(emulator, twilio_schemas):
     account = emulator.create_account()
     emulator.inbound(account["account_sid"], USER)
-    response = send(emulator, account, **free_form(account, USER, MediaUrl=["https://cdn.test/a.jpg",
-                                                                          "https://cdn.test/b.pdf"]))
+    response = send(
+        emulator, account, **free_form(account, USER, MediaUrl=["https://cdn.test/a.jpg", "https://cdn.test/b.pdf"])
+    )
     assert response.status_code == 201
     body = response.json()
     twilio_schemas.message(body)
     assert body["num_media"] == "2" and re.fullmatch(r"MM[0-9a-f]{32}", body["sid"])
     record = emulator.message(body["sid"])
     assert record["media_urls"] == ["https://cdn.test/a.jpg", "https://cdn.test/b.pdf"]
-    assert [p for p in record["request"] if p[0] == "MediaUrl"] == [["MediaUrl", "https://cdn.test/a.jpg"],
-                                                                   ["MediaUrl", "https://cdn.test/b.pdf"]]
+    assert [p for p in record["request"] if p[0] == "MediaUrl"] == [
+        ["MediaUrl", "https://cdn.test/a.jpg"],
+        ["MediaUrl", "https://cdn.test/b.pdf"],
+    ]
 
 
-@pytest.mark.parametrize(("change", "code"), [
-    ({"To": None}, 21604),
-    ({"From": None}, 21603),
-    ({"From": "whatsapp:+14155550000"}, 63007),
-    ({"To": USER}, 21910),
-    ({"To": "whatsapp:12345"}, 21211),
-    ({"To": "whatsapp:+1"}, 21211),
-    ({"Body": None}, 21619),
-    ({"Body": "x" * 1601}, 21617),
-    ({"MediaUrl": "ftp://cdn.test/a.jpg"}, 21620),
-    ({"StatusCallback": "not a url"}, 21609),
-    ({"StatusCallback": "https://bad_host.test/cb"}, 21609),
-    ({"ContentSid": "HX123"}, 21655),
-    ({"ContentSid": "HX" + "0" * 32}, 21655),
-    ({"ContentVariables": '{"1": "x"}'}, 21656),
-    ({"MessagingServiceSid": "MG" + "0" * 32}, 21701),
-])
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"To": None}, 21604),
+        ({"From": None}, 21603),
+        ({"From": "whatsapp:+14155550000"}, 63007),
+        ({"To": USER}, 21910),
+        ({"To": "whatsapp:12345"}, 21211),
+        ({"To": "whatsapp:+1"}, 21211),
+        ({"Body": None}, 21619),
+        ({"Body": "x" * 1601}, 21617),
+        ({"MediaUrl": "ftp://cdn.test/a.jpg"}, 21620),
+        ({"StatusCallback": "not a url"}, 21609),
+        ({"StatusCallback": "https://bad_host.test/cb"}, 21609),
+        ({"ContentSid": "HX123"}, 21655),
+        ({"ContentSid": "HX" + "0" * 32}, 21655),
+        ({"ContentVariables": '{"1": "x"}'}, 21656),
+        ({"MessagingServiceSid": "MG" + "0" * 32}, 21701),
+    ],
+)
 def test_bad_create_requests_get_twilio_400s(emulator, change, code):
     account = emulator.create_account()
     form = {k: v for k, v in {**free_form(account, USER), **change}.items() if v is not None}
@@ -202,8 +243,14 @@ def test_bad_create_requests_get_twilio_400s(emulator, change, code):
 def test_bad_content_variables_get_21656(emulator, variables):
     account = emulator.create_account()
     content_sid = emulator.create_template(account["account_sid"], ["1"])
-    response = send(emulator, account, To=f"whatsapp:{USER}", From=account["whatsapp_from"], ContentSid=content_sid,
-                    ContentVariables=variables)
+    response = send(
+        emulator,
+        account,
+        To=f"whatsapp:{USER}",
+        From=account["whatsapp_from"],
+        ContentSid=content_sid,
+        ContentVariables=variables,
+    )
     assert_twilio_error(response, 400, 21656)
 
 
@@ -225,8 +272,14 @@ def test_sdk_raises_on_rest_errors(emulator):
 def test_template_variables_that_do_not_match_fail_63028(emulator):
     account = emulator.create_account()
     content_sid = emulator.create_template(account["account_sid"], ["1", "2"])
-    response = send(emulator, account, To=f"whatsapp:{USER}", From=account["whatsapp_from"], ContentSid=content_sid,
-                    ContentVariables='{"1": "Ava"}')
+    response = send(
+        emulator,
+        account,
+        To=f"whatsapp:{USER}",
+        From=account["whatsapp_from"],
+        ContentSid=content_sid,
+        ContentVariables='{"1": "Ava"}',
+    )
     assert response.status_code == 201
     record = final(emulator, response.json()["sid"])
     assert record["status"] == "failed" and record["error_code"] == 63028
@@ -264,6 +317,51 @@ def test_the_24_hour_window(emulator, callback_sink):
     assert final(emulator, response.json()["sid"])["status"] == "read"  # a template always goes
 
 
+# --- messaging-limit tiers and MPS (FACTS §6.1) -------------------------------------------------------
+
+
+def test_a_template_to_a_new_person_past_the_tier_is_undelivered_63018(emulator):
+    account = emulator.create_account()
+    content_sid = emulator.create_template(account["account_sid"], [])
+    assert emulator.set_limits(account["account_sid"], tier=2)["tier"] == 2
+
+    def template_to(user: str) -> tuple[str, int | None]:
+        form = {"To": f"whatsapp:{user}", "From": account["whatsapp_from"], "ContentSid": content_sid}
+        response = send(emulator, account, **form)
+        assert response.status_code == 201  # accepted: the limit shows only in the callback
+        record = final(emulator, response.json()["sid"])
+        return record["status"], record["error_code"]
+
+    assert template_to("+15550000001")[0] == "read"
+    assert template_to("+15550000002")[0] == "read"
+    assert template_to("+15550000003") == ("undelivered", 63018)  # a third person in 24 h
+    assert template_to("+15550000001")[0] == "read"  # already in the 24 h set
+    emulator.inbound(account["account_sid"], "+15550000004", "hi")
+    assert template_to("+15550000004")[0] == "read"  # inside the window: not business-initiated
+    assert (
+        emulator._call("GET", f"/_emulator/twilio/accounts/{account['account_sid']}/limits")["open_conversations"] == 2
+    )
+    emulator.advance(24 * 3600 + 1)  # the first two turn 24 h old: room again
+    assert template_to("+15550000003")[0] == "read"
+
+
+def test_a_burst_over_the_senders_mps_is_undelivered_63018(emulator):
+    account = emulator.create_account()
+    emulator.set_limits(account["account_sid"], mps=1)
+    emulator.inbound(account["account_sid"], USER, "hello")
+    first = send(emulator, account, **free_form(account, USER)).json()["sid"]
+    second = send(emulator, account, **free_form(account, USER)).json()["sid"]
+    assert final(emulator, first)["status"] == "read"
+    assert (final(emulator, second)["status"], final(emulator, second)["error_code"]) == ("undelivered", 63018)
+
+
+@pytest.mark.parametrize("limits", [{"tier": 0}, {"mps": 0}, {"tier": "many"}, {"burst": 1}])
+def test_bad_limits_are_a_422(emulator, limits):
+    account = emulator.create_account()
+    response = emulator.http.put(f"/_emulator/twilio/accounts/{account['account_sid']}/limits", json=limits)
+    assert response.status_code == 422, response.text
+
+
 def test_the_window_belongs_to_one_sender(emulator):
     account, other = emulator.create_account(), emulator.create_account()
     assert account["whatsapp_from"] != other["whatsapp_from"]
@@ -292,8 +390,9 @@ def test_magic_rest_400s(emulator, number, code):
     account = emulator.create_account()
     for _ in range(2):  # every time, not just once
         with pytest.raises(TwilioRestException) as caught:
-            emulator.twilio_client(account).messages.create(to=f"whatsapp:{number}", from_=account["whatsapp_from"],
-                                                            body="hi")
+            emulator.twilio_client(account).messages.create(
+                to=f"whatsapp:{number}", from_=account["whatsapp_from"], body="hi"
+            )
         assert caught.value.status == 400 and caught.value.code == code
     assert_twilio_error(send(emulator, account, **free_form(account, number)), 400, code)
     assert emulator.messages() == []
@@ -313,8 +412,9 @@ def test_magic_429_twice_per_message_then_success(emulator):
     assert [r.status_code for r in again] == [429, 429, 201]
     assert len(emulator.messages(to=number)) == 3
     with pytest.raises(TwilioRestException) as caught:
-        emulator.twilio_client(account).messages.create(to=f"whatsapp:{number}", from_=account["whatsapp_from"],
-                                                        body="via sdk")
+        emulator.twilio_client(account).messages.create(
+            to=f"whatsapp:{number}", from_=account["whatsapp_from"], body="via sdk"
+        )
     assert caught.value.status == 429 and caught.value.code == 20429
 
 
@@ -335,8 +435,9 @@ def test_magic_slow_response(emulator):
     emulator.configure(slow_response_seconds=1.0)
     form = free_form(account, "+15005550005")
     with pytest.raises(httpx.ReadTimeout):
-        emulator.http.post(messages_url(account), data=form, auth=(account["account_sid"], account["auth_token"]),
-                           timeout=0.3)
+        emulator.http.post(
+            messages_url(account), data=form, auth=(account["account_sid"], account["auth_token"]), timeout=0.3
+        )
     # The message was taken although the client gave up: exactly the ambiguity a client must survive.
     assert len(emulator.messages(to="+15005550005")) == 1
     started = time.monotonic()
@@ -345,18 +446,27 @@ def test_magic_slow_response(emulator):
     assert response.json()["status"] == "queued"
 
 
-@pytest.mark.parametrize(("number", "status", "code", "sequence"), [
-    ("+15005550006", "failed", 63016, ["queued", "failed"]),
-    ("+15005550007", "undelivered", 30003, ["queued", "sent", "undelivered"]),
-    ("+15005550009", "failed", 63024, ["queued", "failed"]),
-])
+@pytest.mark.parametrize(
+    ("number", "status", "code", "sequence"),
+    [
+        ("+15005550006", "failed", 63016, ["queued", "failed"]),
+        ("+15005550007", "undelivered", 30003, ["queued", "sent", "undelivered"]),
+        ("+15005550009", "failed", 63024, ["queued", "failed"]),
+    ],
+)
 def test_magic_callback_failures(emulator, callback_sink, number, status, code, sequence):
     account = emulator.create_account()
     emulator.inbound(account["account_sid"], number)  # an open window changes nothing
     content_sid = emulator.create_template(account["account_sid"], [])
-    for form in (free_form(account, number, callback_sink.url("/f")),
-                 {"To": f"whatsapp:{number}", "From": account["whatsapp_from"], "ContentSid": content_sid,
-                  "StatusCallback": callback_sink.url("/f")}):
+    for form in (
+        free_form(account, number, callback_sink.url("/f")),
+        {
+            "To": f"whatsapp:{number}",
+            "From": account["whatsapp_from"],
+            "ContentSid": content_sid,
+            "StatusCallback": callback_sink.url("/f"),
+        },
+    ):
         response = send(emulator, account, **form)
         assert response.status_code == 201
         record = final(emulator, response.json()["sid"])
@@ -380,8 +490,8 @@ def test_magic_duplicated_out_of_order_callbacks(emulator, callback_sink):
 
 def test_other_numbers_behave_like_real_users(emulator):
     account = emulator.create_account()
-    emulator.inbound(account["account_sid"], "+15005550010")
-    response = send(emulator, account, **free_form(account, "+15005550010"))
+    emulator.inbound(account["account_sid"], "+15005550099")
+    response = send(emulator, account, **free_form(account, "+15005550099"))
     assert final(emulator, response.json()["sid"])["status"] == "read"
 
 
@@ -439,14 +549,72 @@ def test_fetch_message_and_404s(emulator, twilio_schemas):
     emulator.wait_idle()
     fetched = emulator.twilio_client(account).messages(created["sid"]).fetch()
     assert fetched.status == "read" and fetched.sid == created["sid"]
-    raw = emulator.http.get(f"{messages_url(account)[:-5]}/{created['sid']}.json",
-                            auth=(account["account_sid"], account["auth_token"]))
+    raw = emulator.http.get(
+        f"{messages_url(account)[:-5]}/{created['sid']}.json", auth=(account["account_sid"], account["auth_token"])
+    )
     twilio_schemas.message(raw.json())
     for who, sid in ((account, "SM" + "0" * 32), (other, created["sid"])):
-        response = emulator.http.get(f"{messages_url(who)[:-5]}/{sid}.json", auth=(who["api_key_sid"],
-                                                                                  who["api_key_secret"]))
+        response = emulator.http.get(
+            f"{messages_url(who)[:-5]}/{sid}.json", auth=(who["api_key_sid"], who["api_key_secret"])
+        )
         body = assert_twilio_error(response, 404, 20404)
         assert sid in body["message"]
+
+
+def test_magic_slow_response_sends_no_callback_before_its_answer(emulator, callback_sink):
+    account = emulator.create_account()
+    emulator.configure(slow_response_seconds=1.5)
+    form = free_form(account, "+15005550005", callback=callback_sink.url("/status?a=1"))
+    with pytest.raises(httpx.ReadTimeout):
+        emulator.http.post(
+            messages_url(account), data=form, auth=(account["account_sid"], account["auth_token"]), timeout=0.5
+        )
+    (message,) = emulator.messages(to="+15005550005")  # it exists, and a list shows it ...
+    assert message["history"] == [] and callback_sink.received() == []  # ... but nothing has moved or called back
+    got = callback_sink.wait_for(4, path="/status")  # the usual callbacks, once the late answer is out
+    assert [r.form["MessageStatus"] for r in got] == ["queued", "sent", "delivered", "read"]
+
+
+def test_magic_late_answer_and_no_callback_at_all(emulator, callback_sink):
+    account = emulator.create_account()
+    emulator.configure(slow_response_seconds=0.5)
+    response = send(emulator, account, **free_form(account, "+15005550010", callback=callback_sink.url("/status")))
+    assert response.status_code == 201
+    record = final(emulator, response.json()["sid"])
+    assert record["status"] == "read" and [h["status"] for h in record["history"]][-1] == "read"
+    assert record["callbacks"] == [] and callback_sink.received() == []
+
+
+def test_magic_dropped_connection_creates_nothing_then_succeeds(emulator):
+    account = emulator.create_account()
+    form = free_form(account, "+15005550011")
+    with pytest.raises(httpx.RemoteProtocolError):  # the request was read; not a byte came back
+        send(emulator, account, **form)
+    assert emulator.messages(to="+15005550011") == []
+    assert send(emulator, account, **form).status_code == 201
+    assert len(emulator.messages(to="+15005550011")) == 1
+
+
+def test_magic_list_fails_for_its_number(emulator):
+    account = emulator.create_account()
+    auth = (account["api_key_sid"], account["api_key_secret"])
+    emulator.configure(slow_response_seconds=0.1)
+    assert send(emulator, account, **free_form(account, "+15005550012")).status_code == 201
+    assert_twilio_error(
+        emulator.http.get(messages_url(account), params={"To": "whatsapp:+15005550012"}, auth=auth), 500, 20500
+    )
+    assert len(emulator.http.get(messages_url(account), auth=auth).json()["messages"]) == 1
+
+
+def test_validity_period_is_checked_and_kept(emulator):
+    account = emulator.create_account()
+    emulator.inbound(account["account_sid"], "+15550000009")
+    response = send(emulator, account, **free_form(account, "+15550000009", ValidityPeriod="3600"))
+    assert response.status_code == 201 and emulator.message(response.json()["sid"])["validity_period"] == 3600
+    for bad in ("0", "36001", "soon"):
+        assert_twilio_error(
+            send(emulator, account, **free_form(account, "+15550000009", ValidityPeriod=bad)), 400, 20001
+        )
 
 
 def test_list_filters_and_pages(emulator, twilio_schemas):
@@ -485,8 +653,9 @@ def test_list_filters_and_pages(emulator, twilio_schemas):
     second = emulator.http.get(page["next_page_uri"], auth=auth).json()
     assert second["page"] == 1 and second["previous_page_uri"] is not None
     assert not {m["sid"] for m in page["messages"]} & {m["sid"] for m in second["messages"]}
-    assert_twilio_error(emulator.http.get(messages_url(account), params={"DateSent": "yesterday"}, auth=auth), 400,
-                        20001)
+    assert_twilio_error(
+        emulator.http.get(messages_url(account), params={"DateSent": "yesterday"}, auth=auth), 400, 20001
+    )
 
 
 # --- inbound messages ---------------------------------------------------------------------------
@@ -516,9 +685,14 @@ def test_inbound_media(emulator, callback_sink):
     emulator.inbound(account["account_sid"], USER, "", media_url="https://cdn.test/photo.png")
     form = callback_sink.wait_for(1, path="/in")[0].form
     assert (form["NumMedia"], form["MediaUrl0"], form["MediaContentType0"], form["MessageType"]) == (
-        "1", "https://cdn.test/photo.png", "image/png", "image")
-    emulator.inbound(account["account_sid"], USER, "", media_url="https://cdn.test/f",
-                     media_content_type="application/pdf")
+        "1",
+        "https://cdn.test/photo.png",
+        "image/png",
+        "image",
+    )
+    emulator.inbound(
+        account["account_sid"], USER, "", media_url="https://cdn.test/f", media_content_type="application/pdf"
+    )
     form = callback_sink.wait_for(2, path="/in")[1].form
     assert (form["MediaContentType0"], form["MessageType"]) == ("application/pdf", "document")
     assert callback_sink.received("/in")[1].twilio_signature_valid(account["auth_token"])

@@ -16,27 +16,74 @@ from channels.errors import (
 # What each code must mean, written independently of channels/errors.py: a change to the table
 # has to be made twice, on purpose.
 EXPECTED_TWILIO = {
-    20003: F.BAD_CREDENTIALS, 20005: F.BAD_CREDENTIALS, 20404: F.PERMANENT, 20429: F.RATE_LIMITED,
-    20500: F.TRANSIENT, 20503: F.TRANSIENT,
-    21211: F.INVALID_RECIPIENT, 21214: F.INVALID_RECIPIENT, 21603: F.PERMANENT, 21604: F.PERMANENT,
-    21606: F.PERMANENT, 21608: F.INVALID_RECIPIENT, 21609: F.PERMANENT, 21610: F.OPTED_OUT,
-    21611: F.RATE_LIMITED, 21612: F.INVALID_RECIPIENT, 21614: F.INVALID_RECIPIENT, 21617: F.PERMANENT,
-    21619: F.PERMANENT, 21620: F.MEDIA_INVALID, 21623: F.MEDIA_INVALID,
-    21655: F.TEMPLATE_INVALID, 21656: F.TEMPLATE_INVALID, 21701: F.PERMANENT, 21910: F.PERMANENT,
-    30001: F.RATE_LIMITED, 30002: F.PERMANENT, 30003: F.PERMANENT, 30004: F.PERMANENT,
-    30005: F.INVALID_RECIPIENT, 30006: F.INVALID_RECIPIENT, 30007: F.PERMANENT, 30008: F.TRANSIENT,
+    20003: F.BAD_CREDENTIALS,
+    20005: F.BAD_CREDENTIALS,
+    20404: F.PERMANENT,
+    20429: F.RATE_LIMITED,
+    20500: F.TRANSIENT,
+    20503: F.TRANSIENT,
+    21211: F.INVALID_RECIPIENT,
+    21214: F.INVALID_RECIPIENT,
+    21603: F.PERMANENT,
+    21604: F.PERMANENT,
+    21606: F.PERMANENT,
+    21608: F.INVALID_RECIPIENT,
+    21609: F.PERMANENT,
+    21610: F.OPTED_OUT,
+    21611: F.RATE_LIMITED,
+    21612: F.INVALID_RECIPIENT,
+    21614: F.INVALID_RECIPIENT,
+    21617: F.PERMANENT,
+    21619: F.PERMANENT,
+    21620: F.MEDIA_INVALID,
+    21623: F.MEDIA_INVALID,
+    21655: F.TEMPLATE_INVALID,
+    21656: F.TEMPLATE_INVALID,
+    21701: F.PERMANENT,
+    21910: F.PERMANENT,
+    30001: F.RATE_LIMITED,
+    30002: F.PERMANENT,
+    30003: F.PERMANENT,
+    30004: F.PERMANENT,
+    30005: F.INVALID_RECIPIENT,
+    30006: F.INVALID_RECIPIENT,
+    30007: F.PERMANENT,
+    30008: F.TRANSIENT,
     30410: F.TRANSIENT,
-    63001: F.PERMANENT, 63003: F.INVALID_RECIPIENT, 63005: F.PERMANENT, 63007: F.PERMANENT,
-    63008: F.PERMANENT, 63012: F.TRANSIENT, 63013: F.PERMANENT, 63015: F.INVALID_RECIPIENT,
-    63016: F.WINDOW_CLOSED, 63017: F.RATE_LIMITED, 63018: F.RATE_LIMITED, 63019: F.MEDIA_INVALID,
-    63020: F.PERMANENT, 63021: F.PERMANENT, 63022: F.PERMANENT, 63023: F.TRANSIENT,
-    63024: F.INVALID_RECIPIENT, 63027: F.TEMPLATE_INVALID, 63028: F.TEMPLATE_INVALID,
-    63029: F.TEMPLATE_INVALID, 63030: F.PERMANENT, 63032: F.PERMANENT,
+    63001: F.PERMANENT,
+    63003: F.INVALID_RECIPIENT,
+    63005: F.PERMANENT,
+    63007: F.PERMANENT,
+    63008: F.PERMANENT,
+    63012: F.TRANSIENT,
+    63013: F.PERMANENT,
+    63015: F.INVALID_RECIPIENT,
+    63016: F.WINDOW_CLOSED,
+    63017: F.RATE_LIMITED,
+    63018: F.RATE_LIMITED,
+    63019: F.MEDIA_INVALID,
+    63020: F.PERMANENT,
+    63021: F.PERMANENT,
+    63022: F.PERMANENT,
+    63023: F.TRANSIENT,
+    63024: F.INVALID_RECIPIENT,
+    63027: F.TEMPLATE_INVALID,
+    63028: F.TEMPLATE_INVALID,
+    63029: F.TEMPLATE_INVALID,
+    63030: F.PERMANENT,
+    63032: F.PERMANENT,
 }
 
 EXPECTED_SENDGRID = {
-    400: F.PERMANENT, 401: F.BAD_CREDENTIALS, 403: F.BAD_CREDENTIALS, 404: F.PERMANENT,
-    406: F.PERMANENT, 408: F.TRANSIENT, 413: F.PERMANENT, 429: F.RATE_LIMITED, 451: F.PERMANENT,
+    400: F.PERMANENT,
+    401: F.BAD_CREDENTIALS,
+    403: F.BAD_CREDENTIALS,
+    404: F.PERMANENT,
+    406: F.PERMANENT,
+    408: F.TRANSIENT,
+    413: F.PERMANENT,
+    429: F.RATE_LIMITED,
+    451: F.PERMANENT,
 }
 
 
@@ -69,28 +116,39 @@ def test_every_sendgrid_row_classifies(status: int, failure: F) -> None:
     assert classify_sendgrid(status) is failure
 
 
-@pytest.mark.parametrize(("code", "status", "expected"), [
-    (99999, 500, F.TRANSIENT),        # unknown code: the status decides
-    (99999, 503, F.TRANSIENT),
-    (99999, 429, F.RATE_LIMITED),
-    (99999, 401, F.BAD_CREDENTIALS),
-    (99999, 408, F.TRANSIENT),
-    (99999, 400, F.PERMANENT),
-    (500, 500, F.TRANSIENT),          # the SDK uses the status as code when the body has none
-    (None, 502, F.TRANSIENT),
-    (None, None, F.PERMANENT),
-    ("99999", None, F.PERMANENT),     # an unknown callback ErrorCode
-    ("", None, F.PERMANENT),
-    ("not-a-code", 503, F.TRANSIENT),
-])
+@pytest.mark.parametrize(
+    ("code", "status", "expected"),
+    [
+        (99999, 500, F.TRANSIENT),  # unknown code: the status decides
+        (99999, 503, F.TRANSIENT),
+        (99999, 429, F.RATE_LIMITED),
+        (99999, 401, F.BAD_CREDENTIALS),
+        (99999, 408, F.TRANSIENT),
+        (99999, 400, F.PERMANENT),
+        (500, 500, F.TRANSIENT),  # the SDK uses the status as code when the body has none
+        (None, 502, F.TRANSIENT),
+        (None, None, F.PERMANENT),
+        ("99999", None, F.PERMANENT),  # an unknown callback ErrorCode
+        ("", None, F.PERMANENT),
+        ("not-a-code", 503, F.TRANSIENT),
+    ],
+)
 def test_twilio_fallbacks(code: object, status: int | None, expected: F) -> None:
     assert classify_twilio(code, status) is expected  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("status", "expected"), [
-    (500, F.TRANSIENT), (502, F.TRANSIENT), (503, F.TRANSIENT), (504, F.TRANSIENT),
-    (405, F.PERMANENT), (415, F.PERMANENT), (None, F.PERMANENT),
-])
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (500, F.TRANSIENT),
+        (502, F.TRANSIENT),
+        (503, F.TRANSIENT),
+        (504, F.TRANSIENT),
+        (405, F.PERMANENT),
+        (415, F.PERMANENT),
+        (None, F.PERMANENT),
+    ],
+)
 def test_sendgrid_fallbacks(status: int | None, expected: F) -> None:
     assert classify_sendgrid(status) is expected
 

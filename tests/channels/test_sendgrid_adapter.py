@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from sendgrid.helpers.eventwebhook import EventWebhook
 
-from channels.base import ChannelError, EmailMessage, FailureClass, SendgridCredentials
+from channels.base import ChannelError, EmailMessage, FailureClass, FetchUnsupported, SendgridCredentials
 from channels.sendgrid_email import SendGridEmail, _retry_after, build_mail
 from channels.signatures import verify_sendgrid_event
 
@@ -24,9 +24,19 @@ def creds(key: dict[str, Any]) -> SendgridCredentials:
 
 
 async def test_send_text_and_html(emulator: Any, key: dict[str, Any]) -> None:
-    result = await SendGridEmail(host=emulator.base_url, timeout=5).send(creds(key), EmailMessage(
-        to="ava@example.com", subject="Your code", text="123456", html="<b>123456</b>",
-        custom_args={"notification_id": "n1", "attempt_id": "a1"}))
+    result = (
+        await SendGridEmail(host=emulator.base_url, timeout=5)
+        .channel(creds(key))
+        .send(
+            EmailMessage(
+                to="ava@example.com",
+                subject="Your code",
+                text="123456",
+                html="<b>123456</b>",
+                custom_args={"notification_id": "n1", "attempt_id": "a1"},
+            ),
+        )
+    )
     assert result.status == "accepted" and result.provider_message_id
     [mail] = emulator.sendgrid_messages(api_key=key["api_key"])
     assert mail["message_id"] == result.provider_message_id  # our id is the X-Message-Id
@@ -34,15 +44,27 @@ async def test_send_text_and_html(emulator: Any, key: dict[str, Any]) -> None:
     assert sent["from"] == {"email": "noreply@acme.test", "name": "Acme"}
     assert sent["personalizations"] == [{"to": [{"email": "ava@example.com"}]}]
     assert sent["subject"] == "Your code"
-    assert sent["content"] == [{"type": "text/plain", "value": "123456"}, {"type": "text/html", "value": "<b>123456</b>"}]
+    assert sent["content"] == [
+        {"type": "text/plain", "value": "123456"},
+        {"type": "text/html", "value": "<b>123456</b>"},
+    ]
     assert sent["custom_args"] == {"notification_id": "n1", "attempt_id": "a1"}
 
 
 async def test_send_dynamic_template(emulator: Any, key: dict[str, Any]) -> None:
     data = {"name": "Ava", "items": [{"sku": 1}]}
-    result = await SendGridEmail(host=emulator.base_url, timeout=5).send(creds(key), EmailMessage(
-        to="ava@example.com", template_id="d-0123456789abcdef0123456789abcdef", dynamic_template_data=data,
-        custom_args={"notification_id": "n2"}))
+    result = (
+        await SendGridEmail(host=emulator.base_url, timeout=5)
+        .channel(creds(key))
+        .send(
+            EmailMessage(
+                to="ava@example.com",
+                template_id="d-0123456789abcdef0123456789abcdef",
+                dynamic_template_data=data,
+                custom_args={"notification_id": "n2"},
+            ),
+        )
+    )
     [mail] = emulator.sendgrid_messages(api_key=key["api_key"])
     assert mail["message_id"] == result.provider_message_id
     sent = mail["request"]
@@ -54,8 +76,11 @@ async def test_send_dynamic_template(emulator: Any, key: dict[str, Any]) -> None
 
 async def test_events_carry_our_ids_and_verify(emulator: Any, key: dict[str, Any], callback_sink: Any) -> None:
     emulator.set_event_url(key["api_key"], callback_sink.url("/sendgrid/events"))
-    result = await SendGridEmail(host=emulator.base_url, timeout=5).send(creds(key), EmailMessage(
-        to="ava@example.com", subject="s", text="t", custom_args={"notification_id": "n3"}))
+    result = (
+        await SendGridEmail(host=emulator.base_url, timeout=5)
+        .channel(creds(key))
+        .send(EmailMessage(to="ava@example.com", subject="s", text="t", custom_args={"notification_id": "n3"}))
+    )
     emulator.wait_idle()
     batches = callback_sink.received("/sendgrid/events")
     assert batches
@@ -73,44 +98,52 @@ async def test_bad_key_is_bad_credentials(emulator: Any) -> None:
     adapter = SendGridEmail(host=emulator.base_url, timeout=5)
     wrong = SendgridCredentials(api_key="SG.not-a-real-key", from_email="noreply@acme.test")
     with pytest.raises(ChannelError) as caught:
-        await adapter.send(wrong, EmailMessage(to="ava@example.com", subject="s", text="t"))
+        await adapter.channel(wrong).send(EmailMessage(to="ava@example.com", subject="s", text="t"))
     assert (caught.value.failure, caught.value.http_status) == (FailureClass.BAD_CREDENTIALS, 401)
     assert "SG.not-a-real-key" not in str(caught.value)
     with pytest.raises(ChannelError) as caught:
-        await adapter.verify_key(wrong)
+        await adapter.channel(wrong).verify_credentials()
     assert (caught.value.failure, caught.value.http_status) == (FailureClass.BAD_CREDENTIALS, 401)
 
 
 async def test_verify_key(emulator: Any, key: dict[str, Any]) -> None:
-    scopes = await SendGridEmail(host=emulator.base_url, timeout=5).verify_key(creds(key))
-    assert "mail.send" in scopes
+    verified = await SendGridEmail(host=emulator.base_url, timeout=5).channel(creds(key)).verify_credentials()
+    assert "mail.send" in verified["scopes"]
     assert emulator.sendgrid_messages(api_key=key["api_key"]) == []  # verifying sends nothing
 
 
-async def test_missing_key_never_falls_back_to_the_environment(monkeypatch: pytest.MonkeyPatch, emulator: Any,
-                                                               key: dict[str, Any]) -> None:
+async def test_missing_key_never_falls_back_to_the_environment(
+    monkeypatch: pytest.MonkeyPatch, emulator: Any, key: dict[str, Any]
+) -> None:
     monkeypatch.setenv("SENDGRID_API_KEY", key["api_key"])
     with pytest.raises(ChannelError) as caught:
-        await SendGridEmail(host=emulator.base_url).verify_key(SendgridCredentials(api_key=""))
+        await SendGridEmail(host=emulator.base_url).channel(SendgridCredentials(api_key="")).verify_credentials()
     assert caught.value.failure is FailureClass.BAD_CREDENTIALS
 
 
-@pytest.mark.parametrize(("status", "body", "failure"), [
-    (400, {"errors": [{"field": "from", "message": "The from object must be provided"}]}, FailureClass.PERMANENT),
-    (403, {"errors": [{"message": "The from address does not match a verified Sender Identity"}]},
-     FailureClass.BAD_CREDENTIALS),
-    (413, {"errors": [{"message": "payload too large"}]}, FailureClass.PERMANENT),
-    (429, {"errors": [{"message": "too many requests"}]}, FailureClass.RATE_LIMITED),
-    (500, {"errors": [{"message": "internal error"}]}, FailureClass.TRANSIENT),
-    (503, "<html>maintenance</html>", FailureClass.TRANSIENT),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "failure"),
+    [
+        (400, {"errors": [{"field": "from", "message": "The from object must be provided"}]}, FailureClass.PERMANENT),
+        (
+            403,
+            {"errors": [{"message": "The from address does not match a verified Sender Identity"}]},
+            FailureClass.BAD_CREDENTIALS,
+        ),
+        (413, {"errors": [{"message": "payload too large"}]}, FailureClass.PERMANENT),
+        (429, {"errors": [{"message": "too many requests"}]}, FailureClass.RATE_LIMITED),
+        (500, {"errors": [{"message": "internal error"}]}, FailureClass.TRANSIENT),
+        (503, "<html>maintenance</html>", FailureClass.TRANSIENT),
+    ],
+)
 async def test_http_failures_classified(callback_sink: Any, status: int, body: Any, failure: FailureClass) -> None:
     text = body if isinstance(body, str) else json.dumps(body)
     callback_sink.respond(status=status, body=text, content_type="application/json")
     adapter = SendGridEmail(host=callback_sink.base_url, timeout=5)
     with pytest.raises(ChannelError) as caught:
-        await adapter.send(SendgridCredentials("SG.k", "noreply@acme.test"),
-                           EmailMessage(to="ava@example.com", subject="s", text="t"))
+        await adapter.channel(SendgridCredentials("SG.k", "noreply@acme.test")).send(
+            EmailMessage(to="ava@example.com", subject="s", text="t")
+        )
     assert (caught.value.failure, caught.value.http_status) == (failure, status)
     if isinstance(body, dict):
         assert caught.value.message == body["errors"][0]["message"]
@@ -125,8 +158,9 @@ async def test_timeout_is_transient(callback_sink: Any) -> None:
     adapter = SendGridEmail(host=callback_sink.base_url, timeout=1)
     started = time.monotonic()
     with pytest.raises(ChannelError) as caught:
-        await adapter.send(SendgridCredentials("SG.k", "noreply@acme.test"),
-                           EmailMessage(to="ava@example.com", subject="s", text="t"))
+        await adapter.channel(SendgridCredentials("SG.k", "noreply@acme.test")).send(
+            EmailMessage(to="ava@example.com", subject="s", text="t")
+        )
     assert caught.value.failure is FailureClass.TRANSIENT and "within 1s" in caught.value.message
     assert time.monotonic() - started < 2.5
 
@@ -134,29 +168,35 @@ async def test_timeout_is_transient(callback_sink: Any) -> None:
 async def test_unreachable_is_transient() -> None:
     adapter = SendGridEmail(host="http://127.0.0.1:9", timeout=2)  # discard port: nothing listens
     with pytest.raises(ChannelError) as caught:
-        await adapter.verify_key(SendgridCredentials("SG.k", "noreply@acme.test"))
+        await adapter.channel(SendgridCredentials("SG.k", "noreply@acme.test")).verify_credentials()
     assert caught.value.failure is FailureClass.TRANSIENT and "could not reach SendGrid" in caught.value.message
 
 
 async def test_accepted_without_message_id_is_refused(callback_sink: Any) -> None:
     callback_sink.respond(status=202)
     with pytest.raises(ChannelError, match="without an X-Message-Id"):
-        await SendGridEmail(host=callback_sink.base_url).send(
-            SendgridCredentials("SG.k", "noreply@acme.test"), EmailMessage(to="a@b.test", subject="s", text="t"))
+        await (
+            SendGridEmail(host=callback_sink.base_url)
+            .channel(SendgridCredentials("SG.k", "noreply@acme.test"))
+            .send(EmailMessage(to="a@b.test", subject="s", text="t"))
+        )
 
 
 async def test_key_without_mail_send_scope(callback_sink: Any) -> None:
     callback_sink.respond(status=200, body=json.dumps({"scopes": ["stats.read"]}), content_type="application/json")
     with pytest.raises(ChannelError) as caught:
-        await SendGridEmail(host=callback_sink.base_url).verify_key(SendgridCredentials("SG.k"))
+        await SendGridEmail(host=callback_sink.base_url).channel(SendgridCredentials("SG.k")).verify_credentials()
     assert caught.value.failure is FailureClass.BAD_CREDENTIALS and "mail.send" in caught.value.message
 
 
-@pytest.mark.parametrize(("message", "error"), [
-    (EmailMessage(to="a@b.test"), "template_id, or a subject"),
-    (EmailMessage(to="a@b.test", subject="s"), "template_id, or a subject"),
-    (EmailMessage(to="a@b.test", text="t"), "template_id, or a subject"),
-])
+@pytest.mark.parametrize(
+    ("message", "error"),
+    [
+        (EmailMessage(to="a@b.test"), "template_id, or a subject"),
+        (EmailMessage(to="a@b.test", subject="s"), "template_id, or a subject"),
+        (EmailMessage(to="a@b.test", text="t"), "template_id, or a subject"),
+    ],
+)
 def test_malformed_messages_are_caller_bugs(message: EmailMessage, error: str) -> None:
     with pytest.raises(ValueError, match=error):
         build_mail(SendgridCredentials("SG.k", "noreply@acme.test"), message)
@@ -165,11 +205,13 @@ def test_malformed_messages_are_caller_bugs(message: EmailMessage, error: str) -
 
 
 def test_html_only_and_explicit_template_subject() -> None:
-    html_only = build_mail(SendgridCredentials("SG.k", "n@a.test"), EmailMessage(to="a@b.test", subject="s",
-                                                                                 html="<p>h</p>")).get()
+    html_only = build_mail(
+        SendgridCredentials("SG.k", "n@a.test"), EmailMessage(to="a@b.test", subject="s", html="<p>h</p>")
+    ).get()
     assert html_only["content"] == [{"type": "text/html", "value": "<p>h</p>"}]
-    templated = build_mail(SendgridCredentials("SG.k", "n@a.test"),
-                           EmailMessage(to="a@b.test", subject="Override", template_id="d-1")).get()
+    templated = build_mail(
+        SendgridCredentials("SG.k", "n@a.test"), EmailMessage(to="a@b.test", subject="Override", template_id="d-1")
+    ).get()
     assert templated["subject"] == "Override" and templated["template_id"] == "d-1"
 
 
@@ -179,3 +221,10 @@ def test_retry_after_parsing() -> None:
     assert 28 <= (_retry_after({"X-RateLimit-Reset": reset}) or 0) <= 30
     assert _retry_after({}) is None and _retry_after(None) is None
     assert _retry_after({"X-RateLimit-Reset": "soon"}) is None
+
+
+async def test_fetch_is_unsupported_and_says_so(emulator: Any, key: dict[str, Any]) -> None:
+    """Mail Send gives no per-message read: fetch is a classified, permanent FetchUnsupported, sent nowhere."""
+    with pytest.raises(FetchUnsupported) as caught:
+        await SendGridEmail(host=emulator.base_url, timeout=5).channel(creds(key)).fetch("abc123")
+    assert caught.value.failure is FailureClass.PERMANENT and "SendGrid" in caught.value.message

@@ -13,6 +13,7 @@ session (process group) and stopped by that group's id, never by name.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import selectors
@@ -24,8 +25,9 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -67,7 +69,7 @@ def _wait(fn, timeout: float, what: str, every: float = 0.05) -> Any:
     while True:
         try:
             result = fn()
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:
             result = None
         if result:
             return result
@@ -110,9 +112,27 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir), "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         import redis
 
         _wait(lambda: redis.Redis(port=self.port, socket_timeout=0.5).ping(), 15, "redis-server to start")
@@ -122,7 +142,7 @@ class RedisServer:
             stop_group(self.proc, signal.SIGKILL)
             self.proc = None
 
-    def pause(self) -> None:   # accepted by the kernel, never answered: the hung-Redis case
+    def pause(self) -> None:  # accepted by the kernel, never answered: the hung-Redis case
         assert self.proc is not None
         os.killpg(self.proc.pid, signal.SIGSTOP)
 
@@ -141,14 +161,10 @@ class RedisServer:
 
 
 def _rst(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         sock.close()
-    except OSError:
-        pass
 
 
 class TcpProxy:
@@ -165,14 +181,14 @@ class TcpProxy:
         self.slow_seconds = slow_seconds
         self.port = free_port()
         self.url_host = f"127.0.0.1:{self.port}"
-        self.accepted: Counter[str] = Counter()   # connections per mode
-        self.held_seconds: list[float] = []       # how long each "slow" client waited before giving up
+        self.accepted: Counter[str] = Counter()  # connections per mode
+        self.held_seconds: list[float] = []  # how long each "slow" client waited before giving up
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         self._listener: socket.socket | None = None
         self._turn = 0
 
-    def start(self) -> "TcpProxy":
+    def start(self) -> TcpProxy:
         self.up()
         return self
 
@@ -186,10 +202,8 @@ class TcpProxy:
 
     def down(self) -> None:
         if self._listener is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self._listener.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
             self._listener.close()
             self._listener = None
         with self._lock:
@@ -235,7 +249,7 @@ class TcpProxy:
                     try:
                         if client.recv(65536) == b"":
                             break  # the client timed out and closed
-                    except socket.timeout:
+                    except TimeoutError:
                         continue
                     except OSError:
                         break
@@ -244,7 +258,7 @@ class TcpProxy:
                 _rst(client)
             else:
                 self._pipe(client)
-        except Exception:  # noqa: BLE001 - a proxy thread never takes the test down
+        except Exception:
             self._forget(client)
             _rst(client)
 
@@ -279,10 +293,8 @@ class TcpProxy:
             sel.close()
             self._forget(client, upstream)
             for s in (client, upstream):
-                try:
+                with contextlib.suppress(OSError):
                     s.close()
-                except OSError:
-                    pass
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -294,6 +306,7 @@ WORKER_DEFAULTS = {
     "NOTIFYGW_FAULTS_SENDING_GRACE": "8",
     "NOTIFYGW_FAULTS_RECONCILE_AFTER": "20",
     "NOTIFYGW_FAULTS_BACKOFF": "0.2",
+    "NOTIFYGW_FAULTS_CHECK_DELAY": "1",
 }
 
 
@@ -311,8 +324,13 @@ class Stack:
         self.namespace = f"{TEST_DB_NAME}-{name}"
         self.api_port = free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
-        self.env = {**os.environ, "NOTIFYGW_REDIS_NAMESPACE": self.namespace,
-                    "NOTIFYGW_PUBLIC_BASE_URL": self.api_url, "PYTHONUNBUFFERED": "1", **env}
+        self.env = {
+            **os.environ,
+            "NOTIFYGW_REDIS_NAMESPACE": self.namespace,
+            "NOTIFYGW_PUBLIC_BASE_URL": self.api_url,
+            "PYTHONUNBUFFERED": "1",
+            **env,
+        }
         self.api: subprocess.Popen | None = None
         self.workers: list[subprocess.Popen] = []
         self._logs: list[Path] = []
@@ -326,7 +344,12 @@ class Stack:
         with self._log("api") as log:
             self.api = subprocess.Popen(
                 [str(BIN / "notifygw"), "serve", "--host", "127.0.0.1", "--port", str(self.api_port)],
-                env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO)
+                env={**self.env, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=REPO,
+            )
         _wait(lambda: httpx.get(f"{self.api_url}/healthz", timeout=1).status_code == 200, wait, "the API to start")
         return self.api
 
@@ -338,9 +361,22 @@ class Stack:
     def start_worker(self, threads: int = 8, **env: str) -> subprocess.Popen:
         with self._log("worker") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "dramatiq", "tests.faults.worker_boot", "--processes", "1", "--threads", str(threads)],
-                env={**self.env, **WORKER_DEFAULTS, **env}, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, cwd=REPO)
+                [
+                    sys.executable,
+                    "-m",
+                    "dramatiq",
+                    "tests.faults.worker_boot",
+                    "--processes",
+                    "1",
+                    "--threads",
+                    str(threads),
+                ],
+                env={**self.env, **WORKER_DEFAULTS, **env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=REPO,
+            )
         self.workers.append(proc)
         return proc
 
@@ -364,7 +400,7 @@ class Stack:
             for key in client.scan_iter(match=f"{self.namespace}*", count=1000):
                 client.delete(key)
             client.close()
-        except Exception:  # noqa: BLE001 - a stopped test Redis has nothing left to clean
+        except Exception:
             pass
 
 
@@ -373,14 +409,23 @@ class Stack:
 
 
 def notification_body(i: int, **extra: Any) -> dict[str, Any]:
-    body = {"to": {"phone": f"+1415{5550000 + i:07d}"[:12], "email": f"user{i}@example.com"},
-            "template": "order_shipped", "variables": {"name": "Ava", "order": str(10000 + i)}}
+    body = {
+        "to": {"phone": f"+1415{5550000 + i:07d}"[:12], "email": f"user{i}@example.com"},
+        "template": "order_shipped",
+        "variables": {"name": "Ava", "order": str(10000 + i)},
+    }
     body.update(extra)
     return body
 
 
-async def post_many(base_url: str, headers: dict[str, str], bodies: Iterable[dict[str, Any]], *,
-                    concurrency: int = 8, timeout: float = 30.0) -> list[str]:
+async def post_many(
+    base_url: str,
+    headers: dict[str, str],
+    bodies: Iterable[dict[str, Any]],
+    *,
+    concurrency: int = 8,
+    timeout: float = 30.0,
+) -> list[str]:
     """POST every body, retrying a 429 after its Retry-After (bounded); the ids in order."""
     sem = asyncio.Semaphore(concurrency)
 
@@ -418,8 +463,9 @@ async def wait_terminal(ids: list[str], timeout: float, emulator: Any = None, ev
         if done == len(ids) and (emulator is None or emulator.state.pending == 0):
             return counts
         if time.monotonic() > deadline:
-            raise AssertionError(f"{len(ids) - done} of {len(ids)} not terminal after {timeout:g}s: {dict(counts)}; "
-                                 f"{await diagnose()}")
+            raise AssertionError(
+                f"{len(ids) - done} of {len(ids)} not terminal after {timeout:g}s: {dict(counts)}; {await diagnose()}"
+            )
         await asyncio.sleep(every)
 
 
@@ -430,10 +476,16 @@ async def diagnose() -> str:
     from app.outbox.models import OutboxItem
 
     async with session_factory()() as s:
-        attempts = (await s.execute(select(Attempt.channel, Attempt.status, func.count()).group_by(
-            Attempt.channel, Attempt.status))).all()
-        outbox = (await s.execute(select(OutboxItem.kind, OutboxItem.state, func.count()).group_by(
-            OutboxItem.kind, OutboxItem.state))).all()
+        attempts = (
+            await s.execute(
+                select(Attempt.channel, Attempt.status, func.count()).group_by(Attempt.channel, Attempt.status)
+            )
+        ).all()
+        outbox = (
+            await s.execute(
+                select(OutboxItem.kind, OutboxItem.state, func.count()).group_by(OutboxItem.kind, OutboxItem.state)
+            )
+        ).all()
     return f"attempts {[tuple(r) for r in attempts]}, outbox {[tuple(r) for r in outbox]}"
 
 
@@ -448,20 +500,33 @@ def sends_per_notification(emulator: Any, account_sid: str) -> Counter[str]:
 
 async def flagged_notifications() -> set[str]:
     async with session_factory()() as s:
-        return {str(n) for n in (await s.execute(
-            select(Attempt.notification_id).where(Attempt.possible_duplicate.is_(True)))).scalars()}
+        return {
+            str(n)
+            for n in (
+                await s.execute(select(Attempt.notification_id).where(Attempt.possible_duplicate.is_(True)))
+            ).scalars()
+        }
 
 
 async def sending_without_sid() -> set[tuple[str, Any]]:
     """(attempt id, sending_started_at) of every send cut off between `sending` and the SID."""
     async with session_factory()() as s:
-        return {(str(a), t) for a, t in (await s.execute(
-            select(Attempt.id, Attempt.sending_started_at).where(
-                Attempt.status == "sending", Attempt.provider_message_id.is_(None)))).all()}
+        return {
+            (str(a), t)
+            for a, t in (
+                await s.execute(
+                    select(Attempt.id, Attempt.sending_started_at).where(
+                        Attempt.status == "sending", Attempt.provider_message_id.is_(None)
+                    )
+                )
+            ).all()
+        }
 
 
-async def until_sending(after: Any = None, timeout: float = 60.0) -> None:
-    """Until some attempt is `sending` (one that started after `after`, if given): a worker is mid-send."""
+async def until_sending(after: Any = None, timeout: float = 60.0, required: bool = True) -> bool:
+    """Until some attempt is `sending` (one that started after `after`, if given): a worker is mid-send.
+
+    False at the deadline when not `required` (the worker may have run out of work)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         stmt = select(Attempt.id).where(Attempt.status == "sending")
@@ -469,16 +534,25 @@ async def until_sending(after: Any = None, timeout: float = 60.0) -> None:
             stmt = stmt.where(Attempt.sending_started_at > after)
         async with session_factory()() as s:
             if (await s.execute(stmt.limit(1))).first():
-                return
-        await asyncio.sleep(0.05)
-    raise AssertionError("no worker started sending")
+                return True
+        await asyncio.sleep(0.02)
+    if required:
+        raise AssertionError("no worker started sending")
+    return False
 
 
 async def unsent(ids: list[str]) -> int:
     """Notifications with no WhatsApp attempt holding a SID yet."""
     async with session_factory()() as s:
-        sent = set((await s.execute(select(Attempt.notification_id).where(
-            Attempt.channel == "whatsapp", Attempt.provider_message_id.is_not(None)))).scalars())
+        sent = set(
+            (
+                await s.execute(
+                    select(Attempt.notification_id).where(
+                        Attempt.channel == "whatsapp", Attempt.provider_message_id.is_not(None)
+                    )
+                )
+            ).scalars()
+        )
     return len({*ids} - {str(x) for x in sent})
 
 
@@ -486,4 +560,4 @@ def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, int(round(p / 100 * len(ordered) + 0.5)) - 1))]
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))]

@@ -7,8 +7,20 @@ import signal
 import time
 
 from app.core.db import utcnow
-from tests.faults.support import (FULL, Stack, flagged_notifications, notification_body, post_many, report, scale,
-                                  sending_without_sid, sends_per_notification, unsent, until_sending, wait_terminal)
+from tests.faults.support import (
+    FULL,
+    Stack,
+    flagged_notifications,
+    notification_body,
+    post_many,
+    report,
+    scale,
+    sending_without_sid,
+    sends_per_notification,
+    unsent,
+    until_sending,
+    wait_terminal,
+)
 from tests.support.gateway import wired_tenant
 
 
@@ -39,10 +51,20 @@ async def test_sigterm_workers_during_sends(client, emulator, tmp_path):
 
     per = sends_per_notification(emulator, t.account["account_sid"])
     flagged = await flagged_notifications()
-    report(2, "SIGTERM workers during sends", notifications=count, sigterms=stops, exit_codes=exit_codes,
-           sends_left_mid_call=stuck_after_stop, statuses=dict(counts), twilio_messages=sum(per.values()),
-           lost=len(set(ids) - set(per)), duplicates=sum(per.values()) - len(per), flagged=len(flagged),
-           wall_seconds=round(time.monotonic() - started, 1))
+    report(
+        2,
+        "SIGTERM workers during sends",
+        notifications=count,
+        sigterms=stops,
+        exit_codes=exit_codes,
+        sends_left_mid_call=stuck_after_stop,
+        statuses=dict(counts),
+        twilio_messages=sum(per.values()),
+        lost=len(set(ids) - set(per)),
+        duplicates=sum(per.values()) - len(per),
+        flagged=len(flagged),
+        wall_seconds=round(time.monotonic() - started, 1),
+    )
     assert sum(counts.values()) == count and set(counts) <= {"read", "delivered"}, counts
     assert set(per) == set(ids), "0 lost"
     assert set(per.values()) == {1}, "0 duplicates"

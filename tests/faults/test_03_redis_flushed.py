@@ -13,8 +13,16 @@ from sqlalchemy import func, select
 
 from app.core.db import session_factory
 from app.outbox.models import OutboxItem
-from tests.faults.support import (RedisServer, Stack, notification_body, post_many, report, scale,
-                                  sends_per_notification, wait_terminal)
+from tests.faults.support import (
+    RedisServer,
+    Stack,
+    notification_body,
+    post_many,
+    report,
+    scale,
+    sends_per_notification,
+    wait_terminal,
+)
 from tests.support.gateway import wired_tenant
 
 
@@ -30,10 +38,12 @@ async def test_redis_flushed_and_restarted_with_work_queued(client, emulator, tm
         ids = await post_many(stack.api_url, t.sender, [notification_body(i) for i in range(count)])
         r = redis_server.client()
         queued = r.hlen(f"{stack.namespace}:notifications.msgs") + sum(
-            r.hlen(k) for k in r.scan_iter(match=f"{stack.namespace}:*.msgs") if not k.endswith(b"notifications.msgs"))
+            r.hlen(k) for k in r.scan_iter(match=f"{stack.namespace}:*.msgs") if not k.endswith(b"notifications.msgs")
+        )
         async with session_factory()() as s:
-            pending = (await s.execute(select(func.count()).select_from(OutboxItem).where(
-                OutboxItem.state == "pending"))).scalar_one()
+            pending = (
+                await s.execute(select(func.count()).select_from(OutboxItem).where(OutboxItem.state == "pending"))
+            ).scalar_one()
         r.flushall()
         r.close()
         redis_server.stop()
@@ -46,10 +56,18 @@ async def test_redis_flushed_and_restarted_with_work_queued(client, emulator, tm
         redis_server.stop()
 
     per = sends_per_notification(emulator, t.account["account_sid"])
-    report(3, "Redis flushed and restarted with work queued", notifications=count, jobs_in_redis_before_flush=queued,
-           outbox_pending_before_flush=pending, statuses=dict(counts), twilio_messages=sum(per.values()),
-           lost=len(set(ids) - set(per)), duplicates=sum(per.values()) - len(per),
-           wall_seconds=round(time.monotonic() - started, 1))
+    report(
+        3,
+        "Redis flushed and restarted with work queued",
+        notifications=count,
+        jobs_in_redis_before_flush=queued,
+        outbox_pending_before_flush=pending,
+        statuses=dict(counts),
+        twilio_messages=sum(per.values()),
+        lost=len(set(ids) - set(per)),
+        duplicates=sum(per.values()) - len(per),
+        wall_seconds=round(time.monotonic() - started, 1),
+    )
     assert queued >= count and pending >= count, "the work was queued when Redis lost it"
     assert sum(counts.values()) == count and set(counts) <= {"read", "delivered"}, counts
     assert set(per) == set(ids) and set(per.values()) == {1}, "0 lost, sent once each"

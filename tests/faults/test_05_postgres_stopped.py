@@ -20,8 +20,18 @@ from sqlalchemy import select
 from app.core.db import session_factory
 from app.notify.models import Attempt
 from channels.emulator.callbacks import twilio_signature
-from tests.faults.support import (Stack, TcpProxy, flagged_notifications, notification_body, percentile, post_many,
-                                  report, scale, until_sending, wait_terminal)
+from tests.faults.support import (
+    Stack,
+    TcpProxy,
+    flagged_notifications,
+    notification_body,
+    percentile,
+    post_many,
+    report,
+    scale,
+    until_sending,
+    wait_terminal,
+)
 from tests.support.gateway import wired_tenant
 
 BOUND = 2.0
@@ -50,17 +60,31 @@ async def test_postgres_stopped_answers_503_and_never_sends_unrecorded(client, e
         proxy.down()
 
         status_url = f"{stack.api_url}/webhooks/twilio/status?n={ids[0]}&a={ids[0]}"
-        params = [("AccountSid", t.account["account_sid"]), ("MessageSid", "SM" + "0" * 32),
-                  ("MessageStatus", "delivered")]
-        signed = {"X-Twilio-Signature": twilio_signature(t.account["auth_token"], status_url, params),
-                  "I-Twilio-Idempotency-Token": "probe"}
+        params = [
+            ("AccountSid", t.account["account_sid"]),
+            ("MessageSid", "SM" + "0" * 32),
+            ("MessageStatus", "delivered"),
+        ]
+        signed = {
+            "X-Twilio-Signature": twilio_signature(t.account["auth_token"], status_url, params),
+            "I-Twilio-Idempotency-Token": "probe",
+        }
         requests = [
-            ("POST /v1/notifications", "POST", "/v1/notifications", {"json": notification_body(9999), "headers": t.sender}),
+            (
+                "POST /v1/notifications",
+                "POST",
+                "/v1/notifications",
+                {"json": notification_body(9999), "headers": t.sender},
+            ),
             ("GET /v1/notifications/{id}", "GET", f"/v1/notifications/{ids[0]}", {"headers": t.sender}),
             ("GET /v1/notifications", "GET", "/v1/notifications", {"headers": t.sender}),
             ("POST /webhooks/twilio/status", "POST", status_url, {"data": dict(params), "headers": signed}),
-            ("POST /webhooks/sendgrid/{tenant}", "POST", f"/webhooks/sendgrid/{t.id}",
-             {"content": b"[]", "headers": {"Content-Type": "application/json"}}),
+            (
+                "POST /webhooks/sendgrid/{tenant}",
+                "POST",
+                f"/webhooks/sendgrid/{t.id}",
+                {"content": b"[]", "headers": {"Content-Type": "application/json"}},
+            ),
             ("GET /readyz", "GET", "/readyz", {}),
         ]
         deadline = time.monotonic() + outage
@@ -72,10 +96,16 @@ async def test_postgres_stopped_answers_503_and_never_sends_unrecorded(client, e
                     elapsed = time.monotonic() - t0
                     latencies.append(elapsed)
                     probes[f"{name} {r.status_code}"] += 1
-                    if not (r.status_code == 503 and r.headers.get("content-type", "").startswith("application/problem+json")
-                            and r.headers.get("retry-after") and elapsed < BOUND):
-                        bad.append(f"{name}: {r.status_code} {r.headers.get('content-type')} "
-                                   f"retry-after={r.headers.get('retry-after')} {elapsed:.2f}s {r.text[:200]}")
+                    if not (
+                        r.status_code == 503
+                        and r.headers.get("content-type", "").startswith("application/problem+json")
+                        and r.headers.get("retry-after")
+                        and elapsed < BOUND
+                    ):
+                        bad.append(
+                            f"{name}: {r.status_code} {r.headers.get('content-type')} "
+                            f"retry-after={r.headers.get('retry-after')} {elapsed:.2f}s {r.text[:200]}"
+                        )
         proxy.up()
         counts = await wait_terminal(ids, timeout=scale(600, 120), emulator=emulator)
     finally:
@@ -95,11 +125,23 @@ async def test_postgres_stopped_answers_503_and_never_sends_unrecorded(client, e
         per_notification[dict(p.split("=", 1) for p in urlsplit(m["status_callback"]).query.split("&"))["n"]] += 1
     duplicated = {n for n, c in per_notification.items() if c > 1}
     flagged = await flagged_notifications()
-    report(5, "PostgreSQL stopped", notifications=count, outage_seconds=outage, probes=dict(probes),
-           probe_latency_p50_s=round(percentile(latencies, 50), 3), probe_latency_max_s=round(max(latencies), 3),
-           bound_s=BOUND, not_503_or_slow=len(bad), twilio_calls=sum(calls.values()),
-           calls_without_recorded_sending=len(unrecorded), statuses=dict(counts), duplicated=len(duplicated),
-           duplicated_unflagged=len(duplicated - flagged), wall_seconds=round(time.monotonic() - started, 1))
+    report(
+        5,
+        "PostgreSQL stopped",
+        notifications=count,
+        outage_seconds=outage,
+        probes=dict(probes),
+        probe_latency_p50_s=round(percentile(latencies, 50), 3),
+        probe_latency_max_s=round(max(latencies), 3),
+        bound_s=BOUND,
+        not_503_or_slow=len(bad),
+        twilio_calls=sum(calls.values()),
+        calls_without_recorded_sending=len(unrecorded),
+        statuses=dict(counts),
+        duplicated=len(duplicated),
+        duplicated_unflagged=len(duplicated - flagged),
+        wall_seconds=round(time.monotonic() - started, 1),
+    )
     assert not bad, bad[:10]
     assert not unrecorded, "a worker called Twilio without having recorded `sending`"
     assert sum(counts.values()) == count and set(counts) <= {"read", "delivered"}, counts

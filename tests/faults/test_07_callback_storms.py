@@ -28,8 +28,11 @@ SHUFFLED = "+15005550008"
 
 async def applied_changes() -> Counter[tuple[str, str]]:
     async with session_factory()() as s:
-        rows = (await s.execute(select(ProviderEvent.attempt_id, ProviderEvent.status).where(
-            ProviderEvent.applied.is_(True)))).all()
+        rows = (
+            await s.execute(
+                select(ProviderEvent.attempt_id, ProviderEvent.status).where(ProviderEvent.applied.is_(True))
+            )
+        ).all()
     return Counter((str(a), st) for a, st in rows)
 
 
@@ -45,8 +48,10 @@ async def test_duplicate_and_out_of_order_callback_storm(client, emulator, gatew
     for message in emulator.messages(account_sid=t.account["account_sid"]):
         for cb in message["callbacks"]:
             for k in range(copies):
-                headers = {"Content-Type": "application/x-www-form-urlencoded",
-                           "X-Twilio-Signature": cb["headers"]["X-Twilio-Signature"]}
+                headers = {
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "X-Twilio-Signature": cb["headers"]["X-Twilio-Signature"],
+                }
                 if k % 3 == 0:
                     headers["I-Twilio-Idempotency-Token"] = cb["headers"]["I-Twilio-Idempotency-Token"]
                 elif k % 3 == 1:
@@ -69,10 +74,19 @@ async def test_duplicate_and_out_of_order_callback_storm(client, emulator, gatew
     async with session_factory()() as s:
         attempt_status = Counter((await s.execute(select(Attempt.status))).scalars().all())
     final = await statuses(ids)
-    report(7, "duplicate and out-of-order callback storm", notifications=count, storm_requests=len(storm),
-           storm_codes=dict(codes), applied_before=sum(before.values()), applied_after=sum(after.values()),
-           applied_twice=sum(1 for v in after.values() if v > 1), final=dict(final),
-           attempts=dict(attempt_status), wall_seconds=round(time.monotonic() - started, 1))
+    report(
+        7,
+        "duplicate and out-of-order callback storm",
+        notifications=count,
+        storm_requests=len(storm),
+        storm_codes=dict(codes),
+        applied_before=sum(before.values()),
+        applied_after=sum(after.values()),
+        applied_twice=sum(1 for v in after.values() if v > 1),
+        final=dict(final),
+        attempts=dict(attempt_status),
+        wall_seconds=round(time.monotonic() - started, 1),
+    )
     assert final == Counter({"read": count}), final
     assert set(codes) <= {200, 204}, codes
     assert after == before, "the storm applied no state change"

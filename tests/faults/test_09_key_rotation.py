@@ -20,8 +20,21 @@ import sqlalchemy as sa
 from app.core.config import new_encryption_key_entry
 from app.core.db import session_factory
 from tenants.credentials.rotation import encrypted_columns
-from tests.faults.support import (BIN, REPO, Stack, TcpProxy, free_port, notification_body, post_many, report, scale,
-                                  sends_per_notification, stop_group, until_sending, wait_terminal)
+from tests.faults.support import (
+    BIN,
+    REPO,
+    Stack,
+    TcpProxy,
+    free_port,
+    notification_body,
+    post_many,
+    report,
+    scale,
+    sends_per_notification,
+    stop_group,
+    until_sending,
+    wait_terminal,
+)
 from tests.support.gateway import wired_tenant
 
 FAILURE_MARKERS = ("decrypt", "InvalidTag", "Traceback", "unknown key", "ERROR")
@@ -62,8 +75,14 @@ async def test_key_rotation_during_sends(client, emulator, tmp_path):
         await until_sending()
         roll_worker(f"{new},{old}")
         roll_api(f"{new},{old}")
-        rotated = subprocess.run([str(BIN / "notifygw"), "keys", "rotate"], cwd=REPO, capture_output=True, text=True,
-                                 env={**stack.env, "NOTIFYGW_ENCRYPTION_KEYS": f"{new},{old}"}, timeout=120)
+        rotated = subprocess.run(
+            [str(BIN / "notifygw"), "keys", "rotate"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            env={**stack.env, "NOTIFYGW_ENCRYPTION_KEYS": f"{new},{old}"},
+            timeout=120,
+        )
         assert rotated.returncode == 0, rotated.stderr
         roll_worker(new)
         roll_api(new)
@@ -79,16 +98,30 @@ async def test_key_rotation_during_sends(client, emulator, tmp_path):
     async with session_factory()() as s:
         not_under_new = 0
         for table, column in encrypted_columns():
-            not_under_new += (await s.execute(sa.select(sa.func.count()).select_from(table).where(
-                column.is_not(None), sa.not_(column.like(f"{new.split(':')[0]}:%"))))).scalar_one()
-    callback_codes = Counter(cb["response_status"] for m in emulator.messages(account_sid=t.account["account_sid"])
-                             for cb in m["callbacks"])
+            not_under_new += (
+                await s.execute(
+                    sa.select(sa.func.count())
+                    .select_from(table)
+                    .where(column.is_not(None), sa.not_(column.like(f"{new.split(':')[0]}:%")))
+                )
+            ).scalar_one()
+    callback_codes = Counter(
+        cb["response_status"] for m in emulator.messages(account_sid=t.account["account_sid"]) for cb in m["callbacks"]
+    )
     failures = [line for line in logs.splitlines() if any(m in line for m in FAILURE_MARKERS)]
     per = sends_per_notification(emulator, t.account["account_sid"])
-    report(9, "encryption key rotation during sends, then the old key removed", notifications=count,
-           rotate_output=rotated.stdout.strip(), secrets_not_under_new_key=not_under_new,
-           callback_codes=dict(callback_codes), decryption_failures_in_logs=len(failures), statuses=dict(counts),
-           twilio_messages=sum(per.values()), wall_seconds=round(time.monotonic() - started, 1))
+    report(
+        9,
+        "encryption key rotation during sends, then the old key removed",
+        notifications=count,
+        rotate_output=rotated.stdout.strip(),
+        secrets_not_under_new_key=not_under_new,
+        callback_codes=dict(callback_codes),
+        decryption_failures_in_logs=len(failures),
+        statuses=dict(counts),
+        twilio_messages=sum(per.values()),
+        wall_seconds=round(time.monotonic() - started, 1),
+    )
     assert not failures, failures[:10]
     assert not_under_new == 0
     assert set(callback_codes) <= {200, 204}, callback_codes

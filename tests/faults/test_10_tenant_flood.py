@@ -21,7 +21,7 @@ from tests.factories import OPERATOR
 from tests.faults.support import FULL, Stack, notification_body, percentile, report, scale, wait_terminal
 from tests.support.gateway import wired_tenant
 
-A_RATE = 10          # requests per second for tenant A (burst 2x, tenants/auth.py)
+A_RATE = 10  # requests per second for tenant A (burst 2x, tenants/auth.py)
 B_P99_BOUND = 5.0
 
 
@@ -69,15 +69,30 @@ async def test_tenant_flood_does_not_starve_others(client, emulator, tmp_path):
         stack.close()
 
     async with session_factory()() as s:
-        rows = (await s.execute(select(Notification.created_at, Attempt.sending_started_at)
-                                .join(Attempt, Attempt.notification_id == Notification.id)
-                                .where(Notification.id.in_(b_ids), Attempt.channel == "whatsapp"))).all()
+        rows = (
+            await s.execute(
+                select(Notification.created_at, Attempt.sending_started_at)
+                .join(Attempt, Attempt.notification_id == Notification.id)
+                .where(Notification.id.in_(b_ids), Attempt.channel == "whatsapp")
+            )
+        ).all()
     latencies = [(sent - created).total_seconds() for created, sent in rows if sent is not None]
     p99 = percentile(latencies, 99)
-    report(10, "tenant A floods, tenant B sends 1/s", duration_s=duration, a_rate_limit=A_RATE,
-           a_codes=dict(a_codes), a_accepted_per_s=round(a_codes[202] / duration, 1), b_codes=dict(b_codes),
-           b_sent=len(latencies), b_p50_s=round(percentile(latencies, 50), 3), b_p99_s=round(p99, 3),
-           b_max_s=round(max(latencies), 3), bound_s=B_P99_BOUND, wall_seconds=round(time.monotonic() - started, 1))
+    report(
+        10,
+        "tenant A floods, tenant B sends 1/s",
+        duration_s=duration,
+        a_rate_limit=A_RATE,
+        a_codes=dict(a_codes),
+        a_accepted_per_s=round(a_codes[202] / duration, 1),
+        b_codes=dict(b_codes),
+        b_sent=len(latencies),
+        b_p50_s=round(percentile(latencies, 50), 3),
+        b_p99_s=round(p99, 3),
+        b_max_s=round(max(latencies), 3),
+        bound_s=B_P99_BOUND,
+        wall_seconds=round(time.monotonic() - started, 1),
+    )
     assert a_codes[429] > 0, "A was limited"
     assert a_retry_after and all(v.isdigit() and int(v) >= 1 for v in a_retry_after), "every 429 has Retry-After"
     assert set(b_codes) == {202}, "B was never limited"

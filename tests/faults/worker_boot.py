@@ -10,6 +10,7 @@ timing constants below change (production: maintenance every 10 s, sweep after 3
   NOTIFYGW_FAULTS_RECONCILE_AFTER     maintenance RECONCILE_AFTER, seconds (a status callback lost
                                       while the API answered 503 is repaired by the reconciler)
   NOTIFYGW_FAULTS_BACKOFF             sending BACKOFF_SECONDS, one value used for every try
+  NOTIFYGW_FAULTS_CHECK_DELAY         ambiguity CHECK_DELAYS, one value used for every look at Twilio
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
-from app.notify import maintenance, sending
+from app.notify import ambiguity, maintenance, sending
 from app.outbox import service as outbox
 from app.worker import Maintenance, boot
 
@@ -35,6 +36,8 @@ if (v := _seconds("NOTIFYGW_FAULTS_RECONCILE_AFTER")) is not None:
     maintenance.RECONCILE_AFTER = timedelta(seconds=v)
 if (v := _seconds("NOTIFYGW_FAULTS_BACKOFF")) is not None:
     sending.BACKOFF_SECONDS = (v,) * 5
+if (v := _seconds("NOTIFYGW_FAULTS_CHECK_DELAY")) is not None:
+    ambiguity.CHECK_DELAYS = (v,) * len(ambiguity.CHECK_DELAYS)
 
 broker = boot()
 if (v := _seconds("NOTIFYGW_FAULTS_MAINTENANCE_EVERY")) is not None:

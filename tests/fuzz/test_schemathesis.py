@@ -20,8 +20,9 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
 import hypothesis.strategies as st
 import pytest
@@ -36,10 +37,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from tests.app.endpoints.factories import create_endpoint, stored_delivery
-from tests.conftest import EMULATOR_URL, GATEWAY_URL, truncate_all
+from tests.conftest import EMULATOR_URL, GATEWAY_URL
 from tests.factories import ALL_SCOPES, OPERATOR, make_key, make_tenant
 from tests.support.gateway import TEMPLATE_KEY, wired_tenant
-from tests.support.providers import Emulator, emulator_handle
+from tests.support.providers import Emulator
 from tests.tenants.test_templates_routing import ORDER_SHIPPED
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "openapi" / "openapi.json"
@@ -57,33 +58,65 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 EXCLUDED_PATHS = r"^/webhooks/"
 
 # Path parameters we can fill with a real object's id; the rest stay as generated.
-KNOWN_PARAMS = ("key_id", "template_key", "suppression_id", "notification_id", "contact_id",
-                "endpoint_id", "delivery_id")
-DOOMED_TEMPLATE = {**ORDER_SHIPPED, "key": "doomed_template"}
+KNOWN_PARAMS = (
+    "key_id",
+    "template_key",
+    "suppression_id",
+    "notification_id",
+    "contact_id",
+    "endpoint_id",
+    "delivery_id",
+)
+DOOMED_KEY = "doomed_template"
+
+
+def own_template(content_sid: str) -> dict[str, Any]:
+    """ORDER_SHIPPED on the tenant's own Content template: a ContentSid must be one its Twilio account lists."""
+    en = ORDER_SHIPPED["locales"]["en"]
+    return {
+        **{k: v for k, v in ORDER_SHIPPED.items() if k != "locales"},
+        "locales": {
+            "en": {"whatsapp": {"content_sid": content_sid, "variables": ["name", "order"]}, "email": en["email"]}
+        },
+    }
+
+
 # Webhook endpoints point at the emulator (a trusted host in the test settings), so that a delivery
 # resent by the fuzzer, if a worker of the wider test session picks it up, stays on this machine.
 HOOK_URL = f"{EMULATOR_URL}/fuzz-webhook-receiver"
 
 
-async def _objects(client: Any, tenant_id: str, admin: dict[str, str], template_key: str, phone: str,
-                   email: str) -> dict[str, str]:
+async def _objects(
+    client: Any, tenant_id: str, admin: dict[str, str], template_key: str, phone: str, email: str
+) -> dict[str, str]:
     """One object per id-taking route, named by path parameter."""
     # A spare key: DELETE /v1/api-keys/{key_id} must never revoke the admin key the fuzzer is using.
     spare = await client.post("/v1/api-keys", json={"name": "spare", "scopes": ["notifications:read"]}, headers=admin)
     assert spare.status_code == 201, spare.text
-    consent = await client.post("/v1/consents", headers=admin, json={
-        "phone": phone, "channel": "whatsapp", "status": "granted", "source": "fuzz"})
+    consent = await client.post(
+        "/v1/consents",
+        headers=admin,
+        json={"phone": phone, "channel": "whatsapp", "status": "granted", "source": "fuzz"},
+    )
     assert consent.status_code == 201, consent.text
-    suppression = await client.post("/v1/suppressions", headers=admin, json={
-        "email": email, "channel": "email", "reason": "fuzz"})
+    suppression = await client.post(
+        "/v1/suppressions", headers=admin, json={"email": email, "channel": "email", "reason": "fuzz"}
+    )
     assert suppression.status_code == 201, suppression.text
-    notification = await client.post("/v1/notifications", headers=admin, json={
-        "to": {"phone": phone, "email": "ok-" + email}, "text": "fuzz"})
+    notification = await client.post(
+        "/v1/notifications", headers=admin, json={"to": {"phone": phone, "email": "ok-" + email}, "text": "fuzz"}
+    )
     assert notification.status_code == 202, notification.text
     endpoint = (await create_endpoint(client, admin, url=HOOK_URL))["id"]
-    return {"key_id": spare.json()["id"], "template_key": template_key, "suppression_id": suppression.json()["id"],
-            "notification_id": notification.json()["id"], "contact_id": consent.json()["contact_id"],
-            "endpoint_id": endpoint, "delivery_id": await stored_delivery(tenant_id, endpoint)}
+    return {
+        "key_id": spare.json()["id"],
+        "template_key": template_key,
+        "suppression_id": suppression.json()["id"],
+        "notification_id": notification.json()["id"],
+        "contact_id": consent.json()["contact_id"],
+        "endpoint_id": endpoint,
+        "delivery_id": await stored_delivery(tenant_id, endpoint),
+    }
 
 
 async def _seed_tenant(client: Any, emulator: Emulator, gateway: str, n: int) -> dict[str, Any]:
@@ -95,35 +128,32 @@ async def _seed_tenant(client: Any, emulator: Emulator, gateway: str, n: int) ->
     # hides a route from the fuzzer.
     r = await client.patch(f"/operator/v1/tenants/{wired.id}", json={"api_rate_per_second": 100_000}, headers=OPERATOR)
     assert r.status_code == 200, r.text
-    assert (await client.post("/v1/templates", json=DOOMED_TEMPLATE, headers=admin)).status_code == 201
+    doomed_template = {**own_template(wired.content_sid), "key": DOOMED_KEY}
+    assert (await client.post("/v1/templates", json=doomed_template, headers=admin)).status_code == 201
     # Pytest runs the operations in schema order, where DELETE comes before GET, PATCH and PUT: the
     # DELETEs get objects of their own ("doomed"), so the reads still find the kept ones.
     kept = await _objects(client, wired.id, admin, TEMPLATE_KEY, f"+1415555{n}101", f"kept{n}@example.com")
-    doomed = await _objects(client, wired.id, admin, DOOMED_TEMPLATE["key"], f"+1415555{n}102", f"doomed{n}@example.com")
+    doomed = await _objects(client, wired.id, admin, DOOMED_KEY, f"+1415555{n}102", f"doomed{n}@example.com")
     a = wired.account
     providers = {  # to put back after a fuzzed DELETE /v1/providers/* succeeded
-        "/v1/providers/twilio": {k: a[k] for k in ("account_sid", "auth_token", "api_key_sid", "api_key_secret",
-                                                   "whatsapp_from")},
-        "/v1/providers/sendgrid": {"api_key": wired.sendgrid["api_key"], "from_email": "notify@example.com",
-                                   "from_name": "Example",
-                                   "event_webhook_public_key": wired.sendgrid["event_webhook_public_key"]}}
-    return {"tenant_id": wired.id, "headers": admin, "params": kept, "doomed": doomed, "providers": providers}
-
-
-@pytest.fixture(scope="module", autouse=True)
-async def _clean_tables(database: str) -> AsyncIterator[None]:
-    """Overrides tests/conftest.py's per-test truncation for this module: all its tests share one
-    seeded world (one pytest item per operation; seeding each would add ~1 s x 46). Same cleaning,
-    once, at the end of the module."""
-    yield
-    await truncate_all()
-
-
-@pytest.fixture(scope="module")
-def fuzz_emulator(emulator_server: Any) -> Iterator[Emulator]:
-    """tests.support.providers' `emulator`, for the module rather than one test."""
-    with emulator_handle(emulator_server) as handle:
-        yield handle
+        "/v1/providers/twilio": {
+            k: a[k] for k in ("account_sid", "auth_token", "api_key_sid", "api_key_secret", "whatsapp_from")
+        },
+        "/v1/providers/sendgrid": {
+            "api_key": wired.sendgrid["api_key"],
+            "from_email": "notify@example.com",
+            "from_name": "Example",
+            "event_webhook_public_key": wired.sendgrid["event_webhook_public_key"],
+        },
+    }
+    return {
+        "tenant_id": wired.id,
+        "headers": admin,
+        "params": kept,
+        "doomed": doomed,
+        "providers": providers,
+        "template": own_template(wired.content_sid),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -150,9 +180,11 @@ def http(request: pytest.FixtureRequest) -> Iterator[requests.Session]:
         statuses = sum(CALLS.values(), Counter())
         capture = request.config.pluginmanager.get_plugin("capturemanager")
         with capture.global_and_fixture_disabled():
-            print(f"\nschemathesis: {len(CALLS)} operations, {sum(statuses.values())} calls at "
-                  f"NOTIFYGW_FUZZ_EXAMPLES={EXAMPLES}; statuses: "
-                  + ", ".join(f"{code}: {n}" for code, n in sorted(statuses.items())))
+            print(
+                f"\nschemathesis: {len(CALLS)} operations, {sum(statuses.values())} calls at "
+                f"NOTIFYGW_FUZZ_EXAMPLES={EXAMPLES}; statuses: "
+                + ", ".join(f"{code}: {n}" for code, n in sorted(statuses.items()))
+            )
             if os.environ.get("NOTIFYGW_FUZZ_VERBOSE"):
                 for label, counts in sorted(CALLS.items()):
                     print(f"  {label}: " + ", ".join(f"{code}: {n}" for code, n in sorted(counts.items())))
@@ -160,10 +192,15 @@ def http(request: pytest.FixtureRequest) -> Iterator[requests.Session]:
 
 # Loaded from the committed file, not from the server: the document clients are given is the one
 # under test. tests/meta/test_openapi.py keeps it equal to what the app serves at /schema/openapi.json.
-schema = schemathesis.openapi.from_path(SCHEMA_PATH, config=schemathesis.Config.from_dict({
-    "base-url": GATEWAY_URL,
-    "generation": {"max-examples": EXAMPLES, "deterministic": IN_CI},
-})).exclude(path_regex=EXCLUDED_PATHS)
+schema = schemathesis.openapi.from_path(
+    SCHEMA_PATH,
+    config=schemathesis.Config.from_dict(
+        {
+            "base-url": GATEWAY_URL,
+            "generation": {"max-examples": EXAMPLES, "deterministic": IN_CI},
+        }
+    ),
+).exclude(path_regex=EXCLUDED_PATHS)
 
 
 # --- a cheap explicit isolation check, independent of what the fuzzer happens to draw --------------
@@ -198,46 +235,94 @@ def test_tenant_b_cannot_see_tenant_a_ids(world: dict[str, Any], gateway: str, h
 # Generated bodies almost never satisfy the semantic rules (a template's variables, E.164 numbers,
 # one identifier of several): these are the success responses checked against the schema for sure.
 
+
 def known_good_calls(world: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], dict[str, Any]]]:
     a = world["A"]["params"]
     sendgrid = world["A"]["providers"]["/v1/providers/sendgrid"]
+    template = world["A"]["template"]
     return [  # (method, path template, path parameters, request kwargs)
-        ("POST", "/v1/templates", {}, {"json": {**ORDER_SHIPPED, "key": "known_good"}}),
-        ("PUT", "/v1/templates/{template_key}", {"template_key": "known_good"},
-         {"json": {k: v for k, v in ORDER_SHIPPED.items() if k != "key"} | {"description": "v2"}}),
+        ("POST", "/v1/templates", {}, {"json": {**template, "key": "known_good"}}),
+        (
+            "PUT",
+            "/v1/templates/{template_key}",
+            {"template_key": "known_good"},
+            {"json": {k: v for k, v in template.items() if k != "key"} | {"description": "v2"}},
+        ),
+        ("POST", "/v1/templates/sync", {}, {}),
         ("GET", "/v1/templates/{template_key}", {"template_key": "known_good"}, {}),
-        ("POST", "/v1/notifications", {}, {"json": {"to": {"phone": "+14155550199", "email": "k@example.com"},
-                                                   "template": TEMPLATE_KEY,
-                                                   "variables": {"name": "Ava", "order": "18473"}}}),
+        (
+            "POST",
+            "/v1/notifications",
+            {},
+            {
+                "json": {
+                    "to": {"phone": "+14155550199", "email": "k@example.com"},
+                    "template": TEMPLATE_KEY,
+                    "variables": {"name": "Ava", "order": "18473"},
+                }
+            },
+        ),
         ("GET", "/v1/notifications/{notification_id}", {"notification_id": a["notification_id"]}, {}),
         ("GET", "/v1/notifications", {}, {}),
-        ("POST", "/v1/consents", {}, {"json": {"phone": "+14155550198", "channel": "whatsapp", "status": "granted",
-                                               "source": "known-good", "proof": "form #12"}}),
+        (
+            "POST",
+            "/v1/consents",
+            {},
+            {
+                "json": {
+                    "phone": "+14155550198",
+                    "channel": "whatsapp",
+                    "status": "granted",
+                    "source": "known-good",
+                    "proof": "form #12",
+                }
+            },
+        ),
         ("GET", "/v1/consents", {}, {"params": {"phone": "+14155550198"}}),
         ("POST", "/v1/suppressions", {}, {"json": {"email": "stop@example.com", "channel": "email", "reason": "x"}}),
         ("GET", "/v1/suppressions/{suppression_id}", {"suppression_id": a["suppression_id"]}, {}),
         ("GET", "/v1/contacts/{contact_id}", {"contact_id": a["contact_id"]}, {}),
         ("GET", "/v1/contacts", {}, {}),
-        ("POST", "/v1/webhook-endpoints", {}, {"json": {"url": HOOK_URL + "/known-good",
-                                                        "events": ["message.received"]}}),
-        ("PATCH", "/v1/webhook-endpoints/{endpoint_id}", {"endpoint_id": a["endpoint_id"]},
-         {"json": {"events": ["notification.updated"], "status": "enabled"}}),
+        (
+            "POST",
+            "/v1/webhook-endpoints",
+            {},
+            {"json": {"url": HOOK_URL + "/known-good", "events": ["message.received"]}},
+        ),
+        (
+            "PATCH",
+            "/v1/webhook-endpoints/{endpoint_id}",
+            {"endpoint_id": a["endpoint_id"]},
+            {"json": {"events": ["notification.updated"], "status": "enabled"}},
+        ),
         ("GET", "/v1/webhook-endpoints/{endpoint_id}/deliveries", {"endpoint_id": a["endpoint_id"]}, {}),
-        ("POST", "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/resend",
-         {"endpoint_id": a["endpoint_id"], "delivery_id": a["delivery_id"]}, {}),
+        (
+            "POST",
+            "/v1/webhook-endpoints/{endpoint_id}/deliveries/{delivery_id}/resend",
+            {"endpoint_id": a["endpoint_id"], "delivery_id": a["delivery_id"]},
+            {},
+        ),
         ("POST", "/v1/webhook-endpoints/{endpoint_id}/rotate-secret", {"endpoint_id": a["endpoint_id"]}, {}),
         ("PUT", "/v1/providers/sendgrid", {}, {"json": sendgrid}),
         ("GET", "/v1/providers/twilio", {}, {}),
-        ("PUT", "/v1/routing", {}, {"json": {"require_whatsapp_opt_in": True,
-                                             "whatsapp": {"sender_rate_per_second": 50}}}),
+        (
+            "PUT",
+            "/v1/routing",
+            {},
+            {"json": {"require_whatsapp_opt_in": True, "whatsapp": {"sender_rate_per_second": 50}}},
+        ),
         ("GET", "/v1/routing", {}, {}),
         ("POST", "/v1/api-keys", {}, {"json": {"name": "known-good", "scopes": ["notifications:send"]}}),
         ("GET", "/v1/api-keys/{key_id}", {"key_id": a["key_id"]}, {}),
         ("GET", "/v1/audit-log", {}, {}),
         ("POST", "/operator/v1/tenants", {}, {"json": {"name": "Known good", "slug": "known-good"}}),
         ("PATCH", "/operator/v1/tenants/{tenant_id}", {"tenant_id": world["C"]}, {"json": {"api_rate_per_second": 5}}),
-        ("POST", "/operator/v1/tenants/{tenant_id}/api-keys", {"tenant_id": world["C"]},
-         {"json": {"name": "known-good", "scopes": ["admin"], "environment": "test"}}),
+        (
+            "POST",
+            "/operator/v1/tenants/{tenant_id}/api-keys",
+            {"tenant_id": world["C"]},
+            {"json": {"name": "known-good", "scopes": ["admin"], "environment": "test"}},
+        ),
         ("GET", "/operator/v1/tenants/{tenant_id}", {"tenant_id": world["A"]["tenant_id"]}, {}),
     ]
 
@@ -269,13 +354,24 @@ def test_nul_characters_are_a_client_error(world: dict[str, Any], gateway: str, 
 
 # --- the fuzzer ----------------------------------------------------------------------------------
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=IN_CI, database=None if IN_CI else settings.default.database,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large,
-                                 HealthCheck.large_base_example])
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize=IN_CI,
+    database=None if IN_CI else settings.default.database,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+    ],
+)
 @schema.parametrize()
 @schema.given(data=st.data())
-def test_api_conforms_to_its_schema(case: Any, data: Any, world: dict[str, Any], gateway: str,
-                                    http: requests.Session) -> None:
+def test_api_conforms_to_its_schema(
+    case: Any, data: Any, world: dict[str, Any], gateway: str, http: requests.Session
+) -> None:
     path, method = case.operation.path, case.method.upper()
     owner = None  # whose objects the path names, when we put real ids in it
     if path.startswith("/operator/") or path == "/metrics":
@@ -300,8 +396,13 @@ def test_api_conforms_to_its_schema(case: Any, data: Any, world: dict[str, Any],
         # wrong shape). Template keys are excluded: each tenant names its own, and both have "order_shipped".
         assert response.status_code in (404, 400, 422), (
             f"{case.operation.label} with tenant {owner}'s id and tenant {me}'s key answered "
-            f"{response.status_code}: {response.text[:500]}")
-    if method == "DELETE" and path in ("/v1/providers/twilio", "/v1/providers/sendgrid") and response.status_code == 204:
+            f"{response.status_code}: {response.text[:500]}"
+        )
+    if (
+        method == "DELETE"
+        and path in ("/v1/providers/twilio", "/v1/providers/sendgrid")
+        and response.status_code == 204
+    ):
         # Singletons with no id to spare: put the credentials back for the GET and PUT that follow.
         again = http.put(gateway + path, json=world[me]["providers"][path], headers=world[me]["headers"])
         assert again.status_code == 200, again.text

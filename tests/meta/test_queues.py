@@ -1,11 +1,12 @@
 """Every queue an actor uses has a consumer in docker/compose.yaml."""
 
+import itertools
 from pathlib import Path
 
 import yaml
 
-from app.core.discovery import import_tasks
-from app.core.queue import base_queue, get_broker
+from app.actors import ACTORS
+from app.core.queue import base_queue, declare
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker" / "compose.yaml"
 
@@ -20,7 +21,7 @@ def consumed_queues() -> tuple[set[str], bool]:
             command = command.split()
         if "worker" not in command:
             continue
-        named = [arg for flag, arg in zip(command, command[1:]) if flag in ("--queues", "-Q")]
+        named = [arg for flag, arg in itertools.pairwise(command) if flag in ("--queues", "-Q")]
         if not named:
             consumes_all = True
         queues.update(named)
@@ -28,8 +29,7 @@ def consumed_queues() -> tuple[set[str], bool]:
 
 
 def test_every_actor_queue_has_a_consumer():
-    import_tasks()
-    declared = set(get_broker().get_declared_queues())
+    declared = set(declare(ACTORS).get_declared_queues())
     consumed, consumes_all = consumed_queues()
     # `notifygw worker --queues q` consumes q's tenant lanes too (app/cli.py).
     missing = set() if consumes_all else {q for q in declared if base_queue(q).removesuffix(".DQ") not in consumed}

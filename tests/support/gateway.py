@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import dramatiq
 import pytest
@@ -56,8 +57,13 @@ def worker(app: Any, redis_client: Any) -> Iterator[dramatiq.Worker]:
 
 async def outbox_due() -> int:
     async with session_factory()() as s:
-        return (await s.execute(select(func.count()).select_from(OutboxItem).where(
-            OutboxItem.state == "pending", OutboxItem.available_at <= utcnow()))).scalar_one()
+        return (
+            await s.execute(
+                select(func.count())
+                .select_from(OutboxItem)
+                .where(OutboxItem.state == "pending", OutboxItem.available_at <= utcnow())
+            )
+        ).scalar_one()
 
 
 async def settle(emulator: Emulator, timeout: float = 30.0) -> None:
@@ -89,32 +95,63 @@ class WiredTenant:
 TEMPLATE_KEY = "order_shipped"
 
 
-async def wired_tenant(client: Any, emulator: Emulator, gateway: str, *, opt_in_required: bool = False,
-                       messaging_service: bool = False, rate: float = 1000.0) -> WiredTenant:
+async def wired_tenant(
+    client: Any,
+    emulator: Emulator,
+    gateway: str,
+    *,
+    opt_in_required: bool = False,
+    messaging_service: bool = False,
+    rate: float = 1000.0,
+) -> WiredTenant:
     """A tenant with Twilio and SendGrid credentials on the emulator, a template, and a routing policy."""
     r = await client.post("/operator/v1/tenants", json={"name": f"E2E {secrets.token_hex(3)}"}, headers=OPERATOR)
     tenant_id = r.json()["id"]
-    key = await client.post(f"/operator/v1/tenants/{tenant_id}/api-keys", headers=OPERATOR,
-                            json={"name": "e2e", "scopes": ["admin", "notifications:send", "notifications:read"]})
+    key = await client.post(
+        f"/operator/v1/tenants/{tenant_id}/api-keys",
+        headers=OPERATOR,
+        json={"name": "e2e", "scopes": ["admin", "notifications:send", "notifications:read"]},
+    )
     headers = bearer(key.json()["key"])
     account = emulator.create_account(inbound_url=f"{gateway}/webhooks/twilio/inbound")
-    twilio = {"account_sid": account["account_sid"], "auth_token": account["auth_token"],
-              "api_key_sid": account["api_key_sid"], "api_key_secret": account["api_key_secret"],
-              "whatsapp_from": account["whatsapp_from"]}
+    twilio = {
+        "account_sid": account["account_sid"],
+        "auth_token": account["auth_token"],
+        "api_key_sid": account["api_key_sid"],
+        "api_key_secret": account["api_key_secret"],
+        "whatsapp_from": account["whatsapp_from"],
+    }
     if messaging_service:
         twilio["messaging_service_sid"] = account["messaging_service_sid"]
     r = await client.put("/v1/providers/twilio", json=twilio, headers=headers)
     assert r.status_code == 200, r.text
     sg = emulator.create_sendgrid_key(event_webhook_url=f"{gateway}/webhooks/sendgrid/{tenant_id}")
-    r = await client.put("/v1/providers/sendgrid", headers=headers, json={
-        "api_key": sg["api_key"], "from_email": "notify@example.com", "from_name": "Example",
-        "event_webhook_public_key": sg["event_webhook_public_key"]})
+    r = await client.put(
+        "/v1/providers/sendgrid",
+        headers=headers,
+        json={
+            "api_key": sg["api_key"],
+            "from_email": "notify@example.com",
+            "from_name": "Example",
+            "event_webhook_public_key": sg["event_webhook_public_key"],
+        },
+    )
     assert r.status_code == 200, r.text
     content_sid = emulator.create_template(account["account_sid"], variables=("1", "2"))
-    template = {"key": TEMPLATE_KEY, "default_locale": "en", "locales": {"en": {
-        "whatsapp": {"content_sid": content_sid, "variables": ["name", "order"]},
-        "email": {"subject": "Order {{order}} shipped", "text": "Hi {{name}}, order {{order}} is on its way.",
-                  "html": "<p>Hi {{name}}</p>"}}}}
+    template = {
+        "key": TEMPLATE_KEY,
+        "default_locale": "en",
+        "locales": {
+            "en": {
+                "whatsapp": {"content_sid": content_sid, "variables": ["name", "order"]},
+                "email": {
+                    "subject": "Order {{order}} shipped",
+                    "text": "Hi {{name}}, order {{order}} is on its way.",
+                    "html": "<p>Hi {{name}}</p>",
+                },
+            }
+        },
+    }
     assert (await client.post("/v1/templates", json=template, headers=headers)).status_code == 201
     policy = {"require_whatsapp_opt_in": opt_in_required, "whatsapp": {"sender_rate_per_second": rate}}
     assert (await client.put("/v1/routing", json=policy, headers=headers)).status_code == 200

@@ -13,7 +13,9 @@ Interface (kept stable; adapter tests rely on it):
     emulator.create_account(inbound_url=None, friendly_name=None) -> {"account_sid", "auth_token",
         "api_key_sid", "api_key_secret", "whatsapp_from", "messaging_service_sid", ...}
     emulator.set_inbound_url(account_sid, url) -> account dict
-    emulator.create_template(account_sid, variables=("1",), content_sid=None, body=None) -> "HX..."
+    emulator.create_template(account_sid, variables=("1",), content_sid=None, body=None,
+        approval="approved", category="UTILITY", language="en", friendly_name=None) -> "HX..."
+    emulator.review_template(content_sid, approval=..., category=..., rejection_reason=...) -> template dict
     emulator.inbound(account_sid, from_="+E164", body="Hi", *, to=None, media_url=None,
         media_content_type=None, profile_name=None, bsuid=None, hide_phone=False, prefixless=False)
         -> {"message_sid", "opened_windows",
@@ -43,16 +45,17 @@ Interface (kept stable; adapter tests rely on it):
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 import os
 import socket
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -67,15 +70,21 @@ T = TypeVar("T")
 
 # The fixture's configuration, restored on every reset. The 30 s delay of +15005550005 is the contract;
 # tests that want to wait for it shorten it with emulator.configure(slow_response_seconds=...).
-EMULATOR_DEFAULTS = {"slow_response_seconds": 30.0, "callback_delay_seconds": 0.0,
-                     "webhook_connect_timeout": 2.0, "webhook_read_timeout": 5.0, "accept_bsuid_to": True,
-                     "response_latency_seconds": 0.0}
+EMULATOR_DEFAULTS = {
+    "slow_response_seconds": 30.0,
+    "callback_delay_seconds": 0.0,
+    "webhook_connect_timeout": 2.0,
+    "webhook_read_timeout": 5.0,
+    "accept_bsuid_to": True,
+    "response_latency_seconds": 0.0,
+}
 
 
 class EmulatorCallError(AssertionError):
     def __init__(self, response: httpx.Response) -> None:
-        super().__init__(f"{response.request.method} {response.request.url.path} -> {response.status_code}: "
-                         f"{response.text}")
+        super().__init__(
+            f"{response.request.method} {response.request.url.path} -> {response.status_code}: {response.text}"
+        )
         self.response = response
 
 
@@ -104,11 +113,19 @@ class UvicornThread:
     def __init__(self, app: Any, sock: socket.socket | None = None) -> None:
         self._sock = sock or reserve_socket()
         self.port = self._sock.getsockname()[1]
-        config = uvicorn.Config(app, loop="asyncio", http="h11", lifespan="on", log_config=None,
-                                access_log=False, timeout_graceful_shutdown=1)
+        config = uvicorn.Config(
+            app,
+            loop="asyncio",
+            http="h11",
+            lifespan="on",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=1,
+        )
         self.server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]},
-                                        name=f"uvicorn-{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self._sock]}, name=f"uvicorn-{self.port}", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -140,22 +157,56 @@ class Emulator:
     def set_inbound_url(self, account_sid: str, url: str | None) -> dict[str, Any]:
         return self._call("PATCH", f"/_emulator/twilio/accounts/{account_sid}", json={"inbound_url": url})
 
-    def create_template(self, account_sid: str, variables: tuple[str, ...] | list[str] = ("1",),
-                        content_sid: str | None = None, body: str | None = None) -> str:
-        payload: dict[str, Any] = {"account_sid": account_sid, "variables": list(variables)}
+    def set_limits(self, account_sid: str, tier: int | None = None, mps: float | None = None) -> dict[str, Any]:
+        """The account's WhatsApp sender: its messaging-limit tier and MPS (past either, 63018)."""
+        return self._call("PUT", f"/_emulator/twilio/accounts/{account_sid}/limits", json={"tier": tier, "mps": mps})
+
+    def create_template(
+        self,
+        account_sid: str,
+        variables: tuple[str, ...] | list[str] = ("1",),
+        content_sid: str | None = None,
+        body: str | None = None,
+        **review: Any,
+    ) -> str:
+        """`review` may set approval, category, language and friendly_name (approved UTILITY en by default)."""
+        payload: dict[str, Any] = {"account_sid": account_sid, "variables": list(variables), **review}
         if content_sid:
             payload["content_sid"] = content_sid
         if body:
             payload["body"] = body
         return self._call("POST", "/_emulator/twilio/templates", json=payload)["content_sid"]
 
-    def inbound(self, account_sid: str, from_: str | None = "+15551230000", body: str = "Hi", *,
-                to: str | None = None, media_url: str | None = None, media_content_type: str | None = None,
-                profile_name: str | None = None, bsuid: str | None = None, hide_phone: bool = False,
-                prefixless: bool = False) -> dict[str, Any]:
-        payload = {"account_sid": account_sid, "from": from_, "to": to, "body": body, "media_url": media_url,
-                   "media_content_type": media_content_type, "profile_name": profile_name, "bsuid": bsuid,
-                   "hide_phone": hide_phone, "prefixless": prefixless}
+    def review_template(self, content_sid: str, **changes: Any) -> dict[str, Any]:
+        """Set a template's approval (approved, pending, rejected, paused, ...), category or rejection_reason."""
+        return self._call("PATCH", f"/_emulator/twilio/templates/{content_sid}", json=changes)
+
+    def inbound(
+        self,
+        account_sid: str,
+        from_: str | None = "+15551230000",
+        body: str = "Hi",
+        *,
+        to: str | None = None,
+        media_url: str | None = None,
+        media_content_type: str | None = None,
+        profile_name: str | None = None,
+        bsuid: str | None = None,
+        hide_phone: bool = False,
+        prefixless: bool = False,
+    ) -> dict[str, Any]:
+        payload = {
+            "account_sid": account_sid,
+            "from": from_,
+            "to": to,
+            "body": body,
+            "media_url": media_url,
+            "media_content_type": media_content_type,
+            "profile_name": profile_name,
+            "bsuid": bsuid,
+            "hide_phone": hide_phone,
+            "prefixless": prefixless,
+        }
         return self._call("POST", "/_emulator/twilio/inbound", json={k: v for k, v in payload.items() if v is not None})
 
     def messages(self, account_sid: str | None = None, to: str | None = None) -> list[dict[str, Any]]:
@@ -199,8 +250,11 @@ class Emulator:
         from twilio.http.http_client import TwilioHttpClient
         from twilio.rest import Client
 
-        username, password = ((account["api_key_sid"], account["api_key_secret"]) if api_key
-                              else (account["account_sid"], account["auth_token"]))
+        username, password = (
+            (account["api_key_sid"], account["api_key_secret"])
+            if api_key
+            else (account["account_sid"], account["auth_token"])
+        )
         client = Client(username, password, account["account_sid"], http_client=TwilioHttpClient(timeout=timeout))
         client.api.base_url = self.base_url
         return client
@@ -248,7 +302,7 @@ def emulator(emulator_server: tuple[UvicornThread, EmulatorState]) -> Iterator[E
 @dataclass
 class Received:
     method: str
-    path: str                         # path and query string, as requested
+    path: str  # path and query string, as requested
     headers: CIMultiDict[str]
     body: bytes
     base_url: str
@@ -290,20 +344,31 @@ class CallbackSink:
     def url(self, path: str = "/callback") -> str:
         return self.base_url + path
 
-    def respond(self, status: int = 200, body: str | bytes = "", content_type: str = "text/plain",
-                times: int | None = None, delay: float = 0.0, path: str | None = None) -> None:
+    def respond(
+        self,
+        status: int = 200,
+        body: str | bytes = "",
+        content_type: str = "text/plain",
+        times: int | None = None,
+        delay: float = 0.0,
+        path: str | None = None,
+    ) -> None:
         """Answer the next `times` requests (all, if None) to `path` (any, if None) like this."""
         with self._lock:
-            self._rules.append(_Rule(status, body.encode() if isinstance(body, str) else body, content_type, times,
-                                     delay, path))
+            self._rules.append(
+                _Rule(status, body.encode() if isinstance(body, str) else body, content_type, times, delay, path)
+            )
 
     def received(self, path: str | None = None) -> list[Received]:
         with self._lock:
             return [r for r in self._requests if path is None or urlsplit(r.path).path == path]
 
     def wait_for(self, count: int = 1, timeout: float = 10.0, path: str | None = None) -> list[Received]:
-        return _poll(lambda: (got := self.received(path)) and len(got) >= count and got, timeout,
-                     f"{count} request(s) at the callback sink")
+        return _poll(
+            lambda: (got := self.received(path)) and len(got) >= count and got,
+            timeout,
+            f"{count} request(s) at the callback sink",
+        )
 
     def _answer(self, received: Received) -> _Rule:
         with self._lock:
@@ -321,8 +386,9 @@ def _sink_handler(sink: CallbackSink) -> type[BaseHTTPRequestHandler]:
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            rule = sink._answer(Received(self.command, self.path, CIMultiDict(self.headers.items()), body,
-                                         sink.base_url))
+            rule = sink._answer(
+                Received(self.command, self.path, CIMultiDict(self.headers.items()), body, sink.base_url)
+            )
             if rule.delay:
                 time.sleep(rule.delay)
             self.send_response(rule.status)
@@ -357,8 +423,10 @@ def callback_sink() -> Iterator[CallbackSink]:
 
 # The Messages and Account schemas cut verbatim from Twilio's own spec (twilio/twilio-oai; the full file
 # is ../shared/twilio/twilio_api_v2010.json), kept in the repo so a fresh clone runs these tests.
-TWILIO_SPEC = Path(os.environ.get("NOTIFYGW_TWILIO_SPEC")
-                   or Path(__file__).resolve().parents[1] / "fixtures" / "twilio_api_v2010_messages.json")
+TWILIO_SPEC = Path(
+    os.environ.get("NOTIFYGW_TWILIO_SPEC")
+    or Path(__file__).resolve().parents[1] / "fixtures" / "twilio_api_v2010_messages.json"
+)
 
 
 def openapi_to_jsonschema(node: Any, components: dict[str, Any]) -> Any:
@@ -369,8 +437,11 @@ def openapi_to_jsonschema(node: Any, components: dict[str, Any]) -> Any:
         return node
     if "$ref" in node:
         return openapi_to_jsonschema(components[node["$ref"].rsplit("/", 1)[-1]], components)
-    out = {k: openapi_to_jsonschema(v, components) for k, v in node.items()
-           if k not in ("nullable", "description", "example", "examples") and not k.startswith("x-")}
+    out = {
+        k: openapi_to_jsonschema(v, components)
+        for k, v in node.items()
+        if k not in ("nullable", "description", "example", "examples") and not k.startswith("x-")
+    }
     if node.get("nullable"):
         if "type" in out:
             out["type"] = [out["type"], "null"]
@@ -397,7 +468,8 @@ class TwilioSchemas:
             "message": openapi_to_jsonschema(components["api.v2010.account.message"], components),
             "account": openapi_to_jsonschema(components["api.v2010.account"], components),
             "message_list": openapi_to_jsonschema(
-                messages_path["get"]["responses"]["200"]["content"]["application/json"]["schema"], components),
+                messages_path["get"]["responses"]["200"]["content"]["application/json"]["schema"], components
+            ),
         }
         self._checker = _rfc2822_checker()
 

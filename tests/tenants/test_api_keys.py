@@ -3,8 +3,8 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import event
-
 from sqlalchemy.engine import Engine
+
 from tenants.api_keys.token import new_key, parse_key
 from tests.factories import bearer, make_key, tenant_with_key
 
@@ -16,7 +16,7 @@ def test_key_format_and_checksum():
     assert parse_key(full) == parsed
     # Any single-character change breaks the checksum or the shape.
     for i in range(len("ngw_live_"), len(full)):
-        flipped = full[:i] + ("0" if full[i] != "0" else "1") + full[i + 1:]
+        flipped = full[:i] + ("0" if full[i] != "0" else "1") + full[i + 1 :]
         assert parse_key(flipped) is None, i
     assert parse_key(full + " ") is None
     assert parse_key("ngw_prod_" + full[9:]) is None
@@ -92,3 +92,49 @@ async def test_last_used_at_is_recorded_without_a_write_per_request(client):
     key_cache.invalidate(tenant_id=uuid.UUID(tenant["id"]))
     items = (await client.get("/v1/api-keys", headers=admin)).json()["items"]
     assert items[0]["last_used_at"] is not None
+
+
+async def test_a_key_cached_while_its_revocation_was_uncommitted_is_dropped_at_commit(client):
+    """A request that reloads the key between the revocation's flush and its commit reads the row as it
+    was (not yet revoked) and caches it; the commit must clear that entry, or this process would keep
+    accepting the revoked key for up to KEY_CACHE_TTL."""
+    from dataclasses import replace
+
+    from app.core.db import session_factory
+    from tenants.api_keys.service import revoke_key
+    from tenants.auth import OPERATOR, key_cache
+
+    tenant, admin = await tenant_with_key(client, ["admin"])
+    assert (await client.get("/v1/api-keys", headers=admin)).status_code == 200
+    public_id = parse_key(admin["Authorization"].removeprefix("Bearer ")).public_id
+    live = key_cache.get(public_id)
+    assert live is not None and not live.revoked
+    async with session_factory()() as session:
+        await revoke_key(session, uuid.UUID(tenant["id"]), live.key_id, actor=OPERATOR)
+        key_cache.put(public_id, replace(live))  # what a concurrent reader caches before the commit
+        await session.commit()
+    assert key_cache.get(public_id) is None
+    assert (await client.get("/v1/api-keys", headers=admin)).status_code == 401
+
+
+async def test_a_tenant_cached_while_its_suspension_was_uncommitted_is_dropped_at_commit(client):
+    from dataclasses import replace
+
+    from app.core.db import session_factory
+    from tenants.accounts.models import Tenant
+    from tenants.accounts.service import update_tenant
+    from tenants.auth import OPERATOR, key_cache
+
+    tenant, admin = await tenant_with_key(client, ["admin"])
+    assert (await client.get("/v1/api-keys", headers=admin)).status_code == 200
+    public_id = parse_key(admin["Authorization"].removeprefix("Bearer ")).public_id
+    live = key_cache.get(public_id)
+    assert live is not None and live.tenant_status == "active"
+    async with session_factory()() as session:
+        row = await session.get(Tenant, uuid.UUID(tenant["id"]))
+        await update_tenant(session, row, {"status": "suspended"}, actor=OPERATOR)
+        key_cache.put(public_id, replace(live))
+        await session.commit()
+    assert key_cache.get(public_id) is None
+    r = await client.get("/v1/api-keys", headers=admin)
+    assert r.status_code == 403 and r.json()["type"].endswith("tenant-suspended")

@@ -8,7 +8,8 @@ import uuid
 from sqlalchemy import func, select
 
 from app.core.db import session_factory
-from tenants.contacts import identifiers, service as contacts
+from tenants.contacts import identifiers
+from tenants.contacts import service as contacts
 from tenants.contacts.models import Contact, ContactIdentifier
 from tests.factories import make_tenant
 
@@ -24,7 +25,9 @@ async def _resolve_and_commit(tenant_id: uuid.UUID, *idents: identifiers.Identif
 
 async def _count(model, tenant_id: uuid.UUID) -> int:
     async with session_factory()() as s:
-        return (await s.execute(select(func.count()).select_from(model).where(model.tenant_id == tenant_id))).scalar_one()
+        return (
+            await s.execute(select(func.count()).select_from(model).where(model.tenant_id == tenant_id))
+        ).scalar_one()
 
 
 async def test_concurrent_first_requests_for_one_new_person_agree_on_one_contact(client):
@@ -41,7 +44,9 @@ async def test_a_known_identifier_wins_and_new_ones_join_it(client):
     by_phone = await _resolve_and_commit(tenant_id, identifiers.phone(PHONE))
     by_email = await _resolve_and_commit(tenant_id, identifiers.email("bo@example.com"))
     # Both known, naming different people: the phone (stronger) wins and nothing is merged.
-    assert await _resolve_and_commit(tenant_id, identifiers.email("bo@example.com"), identifiers.phone(PHONE)) == by_phone
+    assert (
+        await _resolve_and_commit(tenant_id, identifiers.email("bo@example.com"), identifiers.phone(PHONE)) == by_phone
+    )
     assert await _resolve_and_commit(tenant_id, identifiers.email("bo@example.com")) == by_email
     # A new email given with a known phone joins the phone's contact.
     assert await _resolve_and_commit(tenant_id, identifiers.phone(PHONE), identifiers.email(EMAIL)) == by_phone

@@ -15,9 +15,11 @@ from sqlalchemy import select
 
 from app.core.db import session_factory, utcnow
 from app.notify.models import Attempt, Decision, Notification
+from app.people import service as people
 from app.webhooks.models import InboundMessage, RawEvent, WebhookDelivery, WebhookEndpoint
 from tenants.audit.models import AuditEntry
-from tenants.contacts import identifiers, service as contacts
+from tenants.contacts import identifiers
+from tenants.contacts import service as contacts
 from tenants.contacts.models import ConsentEntry, ContactIdentifier, Suppression
 from tests.factories import bearer, make_key, tenant_with_key
 
@@ -30,9 +32,13 @@ PROBLEM = "application/problem+json"
 async def _inbound(tenant_id: str, *, phone: str | None, bsuid: str | None, profile: str | None = None) -> uuid.UUID:
     """What the webhook worker does for an inbound message: create or merge the contact (and commit)."""
     async with session_factory()() as s:
-        contact = await contacts.link_inbound(
-            s, uuid.UUID(tenant_id), phone=identifiers.phone(phone) if phone else None,
-            bsuid=identifiers.bsuid(bsuid) if bsuid else None, profile_name=profile)
+        contact = await people.link_inbound(
+            s,
+            uuid.UUID(tenant_id),
+            phone=identifiers.phone(phone) if phone else None,
+            bsuid=identifiers.bsuid(bsuid) if bsuid else None,
+            profile_name=profile,
+        )
         assert contact is not None
         await s.commit()
         return contact.id
@@ -45,7 +51,9 @@ async def _window(tenant_id: str, contact_id: uuid.UUID, sender: str, hours_ago:
 
 
 async def _consent(client, headers, **fields):
-    body = {"channel": "whatsapp", "status": "granted", "source": "signup", **fields}
+    # A consent is for a channel the person is named on (an email alone cannot consent to WhatsApp).
+    channel = "whatsapp" if "phone" in fields or "whatsapp_user_id" in fields else "email"
+    body = {"channel": channel, "status": "granted", "source": "signup", **fields}
     r = await client.post("/v1/consents", json=body, headers=headers)
     assert r.status_code == 201, r.text
     return r.json()["contact_id"]
@@ -60,27 +68,39 @@ async def test_list_filters_by_any_identifier_including_bsuid_history(client):
 
     everyone = (await client.get("/v1/contacts", headers=admin)).json()
     assert [c["id"] for c in everyone["items"]] == [other, str(cid)] and everyone["next_cursor"] is None
-    for params in ({"phone": PHONE}, {"phone": "(415) 555-0123"}, {"email": "AVA@example.com"},
-                   {"whatsapp_user_id": BSUID_NEW}, {"whatsapp_user_id": f"whatsapp:{BSUID_OLD}"},
-                   {"phone": PHONE, "email": EMAIL}):
+    for params in (
+        {"phone": PHONE},
+        {"phone": "(415) 555-0123"},
+        {"email": "AVA@example.com"},
+        {"whatsapp_user_id": BSUID_NEW},
+        {"whatsapp_user_id": f"whatsapp:{BSUID_OLD}"},
+        {"phone": PHONE, "email": EMAIL},
+    ):
         r = await client.get("/v1/contacts", params=params, headers=admin)
         assert r.status_code == 200, (params, r.text)
         (item,) = r.json()["items"]
         assert item["id"] == str(cid), params
         assert (item["phone"], item["whatsapp_user_id"], item["email"]) == (PHONE, BSUID_NEW, EMAIL)
         assert item["profile_name"] == "Ava" and item["suppressed"] == [] and item["erased_at"] is None
-    for params in ({"phone": "+14155550199"}, {"whatsapp_user_id": "BR.1"}, {"phone": PHONE, "email": "bo@example.com"}):
+    for params in (
+        {"phone": "+14155550199"},
+        {"whatsapp_user_id": "BR.1"},
+        {"phone": PHONE, "email": "bo@example.com"},
+    ):
         r = await client.get("/v1/contacts", params=params, headers=admin)
         assert r.status_code == 200 and r.json() == {"items": [], "next_cursor": None}, params
 
 
 async def test_malformed_filters_are_422_problems_pointing_at_the_field(client):
     _, admin = await tenant_with_key(client)
-    for params, pointer in (({"whatsapp_user_id": "not a bsuid"}, "/whatsapp_user_id"),
-                            ({"whatsapp_user_id": "us.123"}, "/whatsapp_user_id"),
-                            ({"whatsapp_user_id": "US." + "1" * 129}, "/whatsapp_user_id"),
-                            ({"phone": "+1 555"}, "/phone"), ({"email": "nope"}, "/email"),
-                            ({"cursor": "garbage!"}, "/cursor")):
+    for params, pointer in (
+        ({"whatsapp_user_id": "not a bsuid"}, "/whatsapp_user_id"),
+        ({"whatsapp_user_id": "us.123"}, "/whatsapp_user_id"),
+        ({"whatsapp_user_id": "US." + "1" * 129}, "/whatsapp_user_id"),
+        ({"phone": "+1 555"}, "/phone"),
+        ({"email": "nope"}, "/email"),
+        ({"cursor": "garbage!"}, "/cursor"),
+    ):
         r = await client.get("/v1/contacts", params=params, headers=admin)
         assert r.status_code == 422, (params, r.text)
         assert r.headers["content-type"].startswith(PROBLEM)
@@ -93,7 +113,9 @@ async def test_cursor_pagination_walks_every_contact_once(client):
     made = [await _consent(client, admin, email=f"p{i}@example.com") for i in range(5)]
     seen, cursor = [], None
     while True:
-        r = await client.get("/v1/contacts", params={"limit": 2, **({"cursor": cursor} if cursor else {})}, headers=admin)
+        r = await client.get(
+            "/v1/contacts", params={"limit": 2, **({"cursor": cursor} if cursor else {})}, headers=admin
+        )
         assert r.status_code == 200, r.text
         page = r.json()
         assert len(page["items"]) <= 2
@@ -110,7 +132,9 @@ async def test_detail_shows_identifiers_consent_suppression_and_window(client):
     await _inbound(tenant["id"], phone=PHONE, bsuid=BSUID_NEW)
     await _consent(client, admin, phone=PHONE, email=EMAIL, status="granted")
     await _consent(client, admin, phone=PHONE, status="withdrawn", source="call centre")
-    r = await client.post("/v1/suppressions", json={"phone": PHONE, "channel": "whatsapp", "reason": "complaint"}, headers=admin)
+    r = await client.post(
+        "/v1/suppressions", json={"phone": PHONE, "channel": "whatsapp", "reason": "complaint"}, headers=admin
+    )
     assert r.status_code == 201, r.text
     suppression_id = r.json()["id"]
     await _window(tenant["id"], cid, SENDER, hours_ago=2)
@@ -178,7 +202,7 @@ async def test_scopes(client):
 
 
 async def test_unknown_and_other_tenants_contacts_are_404(client):
-    tenant_a, admin_a = await tenant_with_key(client)
+    _tenant_a, admin_a = await tenant_with_key(client)
     _, admin_b = await tenant_with_key(client)
     cid = await _consent(client, admin_a, phone=PHONE)
     for method in ("GET", "DELETE"):
@@ -198,54 +222,197 @@ async def _seed_history(tenant_id: str, cid: uuid.UUID) -> dict[str, uuid.UUID]:
     tid = uuid.UUID(tenant_id)
     ids: dict[str, uuid.UUID] = {}
     async with session_factory()() as s:
-        s.add(InboundMessage(tenant_id=tid, contact_id=cid, message_sid="SM" + "1" * 32, from_address=f"whatsapp:{PHONE}",
-                             to_address=SENDER, body="STOP", media=[{"url": "https://x/y.jpg", "content_type": "image/jpeg"}],
-                             profile_name="Ava", wa_id=PHONE[1:], button_payload="order-18473", keyword="stop"))
-        inbound_form = [["MessageSid", "SM" + "1" * 32], ["From", f"whatsapp:{PHONE}"], ["To", SENDER], ["Body", "STOP"],
-                        ["ProfileName", "Ava"], ["WaId", PHONE[1:]], ["ExternalUserId", f"whatsapp:{BSUID_OLD}"],
-                        ["AccountSid", "AC" + "0" * 32]]
-        s.add(RawEvent(tenant_id=tid, kind="inbound", dedupe_key="tok-1", payload={"form": inbound_form, "query": []},
-                       processed_at=utcnow()))
+        s.add(
+            InboundMessage(
+                tenant_id=tid,
+                contact_id=cid,
+                message_sid="SM" + "1" * 32,
+                from_address=f"whatsapp:{PHONE}",
+                to_address=SENDER,
+                body="STOP",
+                media=[{"url": "https://x/y.jpg", "content_type": "image/jpeg"}],
+                profile_name="Ava",
+                wa_id=PHONE[1:],
+                button_payload="order-18473",
+                keyword="stop",
+            )
+        )
+        inbound_form = [
+            ["MessageSid", "SM" + "1" * 32],
+            ["From", f"whatsapp:{PHONE}"],
+            ["To", SENDER],
+            ["Body", "STOP"],
+            ["ProfileName", "Ava"],
+            ["WaId", PHONE[1:]],
+            ["ExternalUserId", f"whatsapp:{BSUID_OLD}"],
+            ["AccountSid", "AC" + "0" * 32],
+        ]
+        s.add(
+            RawEvent(
+                tenant_id=tid,
+                kind="inbound",
+                dedupe_key="tok-1",
+                payload={"form": inbound_form, "query": []},
+                processed_at=utcnow(),
+            )
+        )
         # Someone else's message, in the same tenant: untouched.
-        s.add(RawEvent(tenant_id=tid, kind="inbound", dedupe_key="tok-2", processed_at=utcnow(), payload={
-            "form": [["MessageSid", "SM" + "2" * 32], ["From", "whatsapp:+14155550188"], ["Body", "hello"]], "query": []}))
-        base = dict(tenant_id=tid, contact_id=cid, template_key=None, channels=["whatsapp", "email"], environment="live")
-        accepted = Notification(**base, recipient={"phone": PHONE, "email": EMAIL}, variables={"name": "Ava"},
-                                text="Your table is ready, Ava", metadata_={"customer": "Ava"}, status="accepted")
-        queued = Notification(**base, recipient={"phone": PHONE}, variables={}, text="Hi Ava", metadata_={}, status="queued")
-        done = Notification(**base, recipient={"phone": PHONE}, variables={"name": "Ava"}, text="Hello Ava",
-                            media_url="https://cdn.example.com/invoice-ava.pdf", metadata_={}, status="failed", channel="whatsapp")
+        s.add(
+            RawEvent(
+                tenant_id=tid,
+                kind="inbound",
+                dedupe_key="tok-2",
+                processed_at=utcnow(),
+                payload={
+                    "form": [["MessageSid", "SM" + "2" * 32], ["From", "whatsapp:+14155550188"], ["Body", "hello"]],
+                    "query": [],
+                },
+            )
+        )
+        base = dict(
+            tenant_id=tid, contact_id=cid, template_key=None, channels=["whatsapp", "email"], environment="live"
+        )
+        accepted = Notification(
+            **base,
+            recipient={"phone": PHONE, "email": EMAIL},
+            variables={"name": "Ava"},
+            text="Your table is ready, Ava",
+            metadata_={"customer": "Ava"},
+            status="accepted",
+        )
+        queued = Notification(
+            **base, recipient={"phone": PHONE}, variables={}, text="Hi Ava", metadata_={}, status="queued"
+        )
+        done = Notification(
+            **base,
+            recipient={"phone": PHONE},
+            variables={"name": "Ava"},
+            text="Hello Ava",
+            media_url="https://cdn.example.com/invoice-ava.pdf",
+            metadata_={},
+            status="failed",
+            channel="whatsapp",
+        )
         s.add_all([accepted, queued, done])
         await s.flush()
-        s.add(Attempt(tenant_id=tid, notification_id=queued.id, channel="whatsapp", kind="session", provider="twilio",
-                      sender=SENDER, status="pending"))
-        failed = Attempt(tenant_id=tid, notification_id=done.id, channel="whatsapp", kind="session", provider="twilio",
-                         sender=SENDER, status="failed", provider_message_id="SM" + "3" * 32, error_code="21211",
-                         error_message=f"Invalid 'To' Phone Number: {PHONE}")
+        s.add(
+            Attempt(
+                tenant_id=tid,
+                notification_id=queued.id,
+                channel="whatsapp",
+                kind="session",
+                provider="twilio",
+                sender=SENDER,
+                status="pending",
+            )
+        )
+        failed = Attempt(
+            tenant_id=tid,
+            notification_id=done.id,
+            channel="whatsapp",
+            kind="session",
+            provider="twilio",
+            sender=SENDER,
+            status="failed",
+            provider_message_id="SM" + "3" * 32,
+            error_code="21211",
+            error_message=f"Invalid 'To' Phone Number: {PHONE}",
+        )
         s.add(failed)
         await s.flush()
-        s.add(Decision(tenant_id=tid, notification_id=done.id, step="outcome", result="invalid_recipient",
-                       detail=f"Twilio 21211: Invalid 'To' Phone Number: {PHONE}"))
-        s.add(RawEvent(tenant_id=tid, kind="status", dedupe_key="tok-3", processed_at=utcnow(), payload={
-            "form": [["MessageSid", "SM" + "3" * 32], ["MessageStatus", "failed"], ["To", f"whatsapp:{PHONE}"],
-                     ["ErrorCode", "21211"]], "query": [["a", str(failed.id)]]}))
-        s.add(RawEvent(tenant_id=tid, kind="sendgrid", dedupe_key="sg-1", processed_at=utcnow(), payload={
-            "event": {"event": "bounce", "email": EMAIL, "reason": f"550 <{EMAIL}> unknown", "sg_event_id": "sg-1",
-                      "notifygw_attempt_id": str(uuid.uuid4())}}))
+        s.add(
+            Decision(
+                tenant_id=tid,
+                notification_id=done.id,
+                step="outcome",
+                result="invalid_recipient",
+                detail=f"Twilio 21211: Invalid 'To' Phone Number: {PHONE}",
+            )
+        )
+        s.add(
+            RawEvent(
+                tenant_id=tid,
+                kind="status",
+                dedupe_key="tok-3",
+                processed_at=utcnow(),
+                payload={
+                    "form": [
+                        ["MessageSid", "SM" + "3" * 32],
+                        ["MessageStatus", "failed"],
+                        ["To", f"whatsapp:{PHONE}"],
+                        ["ErrorCode", "21211"],
+                    ],
+                    "query": [["a", str(failed.id)]],
+                },
+            )
+        )
+        s.add(
+            RawEvent(
+                tenant_id=tid,
+                kind="sendgrid",
+                dedupe_key="sg-1",
+                processed_at=utcnow(),
+                payload={
+                    "event": {
+                        "event": "bounce",
+                        "email": EMAIL,
+                        "reason": f"550 <{EMAIL}> unknown",
+                        "sg_event_id": "sg-1",
+                        "notifygw_attempt_id": str(uuid.uuid4()),
+                    }
+                },
+            )
+        )
         # Events already queued for the tenant's own webhook endpoint (app/endpoints): one about them, one not.
-        endpoint = WebhookEndpoint(tenant_id=tid, url="https://app.example.com/hook", events=["message.received"],
-                                   secret_enc="sealed")
+        endpoint = WebhookEndpoint(
+            tenant_id=tid, url="https://app.example.com/hook", events=["message.received"], secret_enc="sealed"
+        )
         s.add(endpoint)
         await s.flush()
-        s.add(WebhookDelivery(tenant_id=tid, endpoint_id=endpoint.id, event_type="message.received", payload={
-            "type": "message.received", "timestamp": "2026-01-01T00:00:00.000Z", "data": {
-                "id": str(uuid.uuid4()), "message_sid": "SM" + "1" * 32, "contact_id": str(cid),
-                "from": f"whatsapp:{PHONE}", "to": SENDER, "body": "STOP", "profile_name": "Ava", "wa_id": PHONE[1:]}}))
-        s.add(WebhookDelivery(tenant_id=tid, endpoint_id=endpoint.id, event_type="notification.updated", payload={
-            "type": "notification.updated", "timestamp": "2026-01-01T00:00:00.000Z", "data": {
-                "id": str(done.id), "status": "failed", "metadata": {"customer": "Ava"}}}))
-        s.add(WebhookDelivery(tenant_id=tid, endpoint_id=endpoint.id, event_type="message.received", payload={
-            "type": "message.received", "data": {"id": str(uuid.uuid4()), "contact_id": str(uuid.uuid4()), "body": "hi"}}))
+        s.add(
+            WebhookDelivery(
+                tenant_id=tid,
+                endpoint_id=endpoint.id,
+                event_type="message.received",
+                payload={
+                    "type": "message.received",
+                    "timestamp": "2026-01-01T00:00:00.000Z",
+                    "data": {
+                        "id": str(uuid.uuid4()),
+                        "message_sid": "SM" + "1" * 32,
+                        "contact_id": str(cid),
+                        "from": f"whatsapp:{PHONE}",
+                        "to": SENDER,
+                        "body": "STOP",
+                        "profile_name": "Ava",
+                        "wa_id": PHONE[1:],
+                    },
+                },
+            )
+        )
+        s.add(
+            WebhookDelivery(
+                tenant_id=tid,
+                endpoint_id=endpoint.id,
+                event_type="notification.updated",
+                payload={
+                    "type": "notification.updated",
+                    "timestamp": "2026-01-01T00:00:00.000Z",
+                    "data": {"id": str(done.id), "status": "failed", "metadata": {"customer": "Ava"}},
+                },
+            )
+        )
+        s.add(
+            WebhookDelivery(
+                tenant_id=tid,
+                endpoint_id=endpoint.id,
+                event_type="message.received",
+                payload={
+                    "type": "message.received",
+                    "data": {"id": str(uuid.uuid4()), "contact_id": str(uuid.uuid4()), "body": "hi"},
+                },
+            )
+        )
         await s.commit()
         ids.update(accepted=accepted.id, queued=queued.id, done=done.id)
     return ids
@@ -254,8 +421,12 @@ async def _seed_history(tenant_id: str, cid: uuid.UUID) -> dict[str, uuid.UUID]:
 async def test_erasure_redacts_everywhere_and_keeps_hashes_suppression_and_audit(client):
     tenant, admin = await tenant_with_key(client)
     cid = await _inbound(tenant["id"], phone=PHONE, bsuid=BSUID_OLD, profile="Ava")
-    await _consent(client, admin, phone=PHONE, email=EMAIL, proof="ticked the box", ip="203.0.113.7", user_agent="Firefox")
-    await client.post("/v1/suppressions", json={"phone": PHONE, "channel": "whatsapp", "reason": "opted_out"}, headers=admin)
+    await _consent(
+        client, admin, phone=PHONE, email=EMAIL, proof="ticked the box", ip="203.0.113.7", user_agent="Firefox"
+    )
+    await client.post(
+        "/v1/suppressions", json={"phone": PHONE, "channel": "whatsapp", "reason": "opted_out"}, headers=admin
+    )
     await _window(tenant["id"], cid, SENDER, hours_ago=1)
     ids = await _seed_history(tenant["id"], cid)
 
@@ -274,13 +445,25 @@ async def test_erasure_redacts_everywhere_and_keeps_hashes_suppression_and_audit
 
     async with session_factory()() as s:
         rows = (await s.execute(select(ContactIdentifier).where(ContactIdentifier.contact_id == cid))).scalars().all()
-        assert {r.value_hash for r in rows} == {identifiers.phone(PHONE).hash, identifiers.email(EMAIL).hash,
-                                                identifiers.bsuid(BSUID_OLD).hash}
-        assert (await s.execute(select(Suppression).where(Suppression.contact_id == cid))).scalar_one().channel == "whatsapp"
+        assert {r.value_hash for r in rows} == {
+            identifiers.phone(PHONE).hash,
+            identifiers.email(EMAIL).hash,
+            identifiers.bsuid(BSUID_OLD).hash,
+        }
+        assert (
+            await s.execute(select(Suppression).where(Suppression.contact_id == cid))
+        ).scalar_one().channel == "whatsapp"
         entry = (await s.execute(select(ConsentEntry).where(ConsentEntry.contact_id == cid))).scalar_one()
         assert (entry.proof, entry.ip, entry.user_agent) == (None, None, None) and entry.status == "granted"
         msg = (await s.execute(select(InboundMessage))).scalar_one()
-        assert (msg.body, msg.media, msg.profile_name, msg.from_address, msg.wa_id, msg.button_payload) == (None, [], None, None, None, None)
+        assert (msg.body, msg.media, msg.profile_name, msg.from_address, msg.wa_id, msg.button_payload) == (
+            None,
+            [],
+            None,
+            None,
+            None,
+            None,
+        )
         assert msg.keyword == "stop" and msg.to_address == SENDER
         notifications = {n.id: n for n in (await s.execute(select(Notification))).scalars()}
         for n in notifications.values():
@@ -292,35 +475,61 @@ async def test_erasure_redacts_everywhere_and_keeps_hashes_suppression_and_audit
         assert attempts[ids["done"]].error_message == "Invalid 'To' Phone Number: [erased]"
         decisions = (await s.execute(select(Decision))).scalars().all()
         assert {(d.notification_id, d.result) for d in decisions if d.step == "erasure"} == {
-            (ids["accepted"], "canceled"), (ids["queued"], "canceled")}
+            (ids["accepted"], "canceled"),
+            (ids["queued"], "canceled"),
+        }
         assert all(PHONE not in (d.detail or "") for d in decisions)
         events = {e.dedupe_key: e.payload for e in (await s.execute(select(RawEvent))).scalars()}
         assert events["tok-1"]["redacted"] and dict(events["tok-1"]["form"]) == {
-            "MessageSid": "SM" + "1" * 32, "AccountSid": "AC" + "0" * 32}
-        assert dict(events["tok-3"]["form"]) == {"MessageSid": "SM" + "3" * 32, "MessageStatus": "failed", "ErrorCode": "21211"}
+            "MessageSid": "SM" + "1" * 32,
+            "AccountSid": "AC" + "0" * 32,
+        }
+        assert dict(events["tok-3"]["form"]) == {
+            "MessageSid": "SM" + "3" * 32,
+            "MessageStatus": "failed",
+            "ErrorCode": "21211",
+        }
         assert events["tok-3"]["query"] == [["a", str(attempts[ids["done"]].id)]]
-        assert events["sg-1"]["event"] == {"event": "bounce", "sg_event_id": "sg-1",
-                                           "notifygw_attempt_id": events["sg-1"]["event"]["notifygw_attempt_id"]}
-        assert events["tok-2"] == {"form": [["MessageSid", "SM" + "2" * 32], ["From", "whatsapp:+14155550188"],
-                                            ["Body", "hello"]], "query": []}, "another person's message is untouched"
-        deliveries = {d.event_type + str(d.payload.get("redacted")): d.payload["data"]
-                      for d in (await s.execute(select(WebhookDelivery))).scalars()}
-        assert deliveries["message.receivedTrue"] == {"id": deliveries["message.receivedTrue"]["id"],
-                                                      "message_sid": "SM" + "1" * 32, "contact_id": str(cid), "to": SENDER}
+        assert events["sg-1"]["event"] == {
+            "event": "bounce",
+            "sg_event_id": "sg-1",
+            "notifygw_attempt_id": events["sg-1"]["event"]["notifygw_attempt_id"],
+        }
+        assert events["tok-2"] == {
+            "form": [["MessageSid", "SM" + "2" * 32], ["From", "whatsapp:+14155550188"], ["Body", "hello"]],
+            "query": [],
+        }, "another person's message is untouched"
+        deliveries = {
+            d.event_type + str(d.payload.get("redacted")): d.payload["data"]
+            for d in (await s.execute(select(WebhookDelivery))).scalars()
+        }
+        assert deliveries["message.receivedTrue"] == {
+            "id": deliveries["message.receivedTrue"]["id"],
+            "message_sid": "SM" + "1" * 32,
+            "contact_id": str(cid),
+            "to": SENDER,
+        }
         assert deliveries["notification.updatedTrue"] == {"id": str(ids["done"]), "status": "failed"}
         assert deliveries["message.receivedNone"]["body"] == "hi", "another person's event is untouched"
         (audit,) = (await s.execute(select(AuditEntry).where(AuditEntry.action == "contact.erased"))).scalars().all()
         assert audit.target_type == "contact" and audit.target_id == str(cid) and audit.actor_type == "api_key"
         assert audit.after["suppressions_kept"] == ["whatsapp"] and audit.after["notifications_canceled"] == 2
-        assert audit.after["provider_events"] == 3 and audit.after["webhook_deliveries"] == 2 and audit.after["inbound_messages"] == 1 and audit.after["repeat"] is False
+        assert (
+            audit.after["provider_events"] == 3
+            and audit.after["webhook_deliveries"] == 2
+            and audit.after["inbound_messages"] == 1
+            and audit.after["repeat"] is False
+        )
         dumped = json.dumps([audit.before, audit.after])
         for secret in (PHONE, PHONE[1:], EMAIL, BSUID_OLD, "Ava"):
             assert secret not in dumped
 
 
 async def test_erasure_is_idempotent_and_a_later_request_still_finds_the_suppressed_person(client):
-    tenant, admin = await tenant_with_key(client)
-    r = await client.post("/v1/suppressions", json={"phone": PHONE, "channel": "whatsapp", "reason": "opted_out"}, headers=admin)
+    _tenant, admin = await tenant_with_key(client)
+    r = await client.post(
+        "/v1/suppressions", json={"phone": PHONE, "channel": "whatsapp", "reason": "opted_out"}, headers=admin
+    )
     cid = r.json()["contact_id"]
     assert (await client.delete(f"/v1/contacts/{cid}", headers=admin)).status_code == 204
     assert (await client.delete(f"/v1/contacts/{cid}", headers=admin)).status_code == 204

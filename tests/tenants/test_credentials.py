@@ -15,9 +15,14 @@ from tests.factories import bearer, make_key, tenant_with_key
 
 
 def twilio_body(account: dict, **over) -> dict:
-    body = {"account_sid": account["account_sid"], "auth_token": account["auth_token"],
-            "api_key_sid": account["api_key_sid"], "api_key_secret": account["api_key_secret"],
-            "messaging_service_sid": account["messaging_service_sid"], "whatsapp_from": account["whatsapp_from"]}
+    body = {
+        "account_sid": account["account_sid"],
+        "auth_token": account["auth_token"],
+        "api_key_sid": account["api_key_sid"],
+        "api_key_secret": account["api_key_secret"],
+        "messaging_service_sid": account["messaging_service_sid"],
+        "whatsapp_from": account["whatsapp_from"],
+    }
     return {**body, **over}
 
 
@@ -36,7 +41,9 @@ async def test_put_get_delete_twilio_masked_and_audited(client, emulator):
     assert got["api_key_secret"] == "…" + account["api_key_secret"][-4:]
     assert got["account_sid"] == account["account_sid"] and got["status"] == "valid"
     assert account["auth_token"] not in r.text
-    audit = (await client.get("/v1/audit-log", params={"target_type": "twilio_credentials"}, headers=admin)).json()["items"]
+    audit = (await client.get("/v1/audit-log", params={"target_type": "twilio_credentials"}, headers=admin)).json()[
+        "items"
+    ]
     assert audit[0]["action"] == "provider.twilio.created" and audit[0]["after"]["auth_token"].startswith("…")
     assert account["auth_token"] not in str(audit)
     assert (await client.delete("/v1/providers/twilio", headers=admin)).status_code == 204
@@ -46,8 +53,11 @@ async def test_put_get_delete_twilio_masked_and_audited(client, emulator):
 async def test_rejected_credentials_are_422_and_nothing_is_stored(client, emulator):
     _, admin = await tenant_with_key(client, ["admin"])
     account = emulator.create_account()
-    r = await client.put("/v1/providers/twilio", json=twilio_body(account, auth_token="0" * 32, api_key_sid=None,
-                                                                   api_key_secret=None), headers=admin)
+    r = await client.put(
+        "/v1/providers/twilio",
+        json=twilio_body(account, auth_token="0" * 32, api_key_sid=None, api_key_secret=None),
+        headers=admin,
+    )
     assert r.status_code == 422 and r.json()["detail"] == "Twilio rejected these credentials"
     assert r.json()["errors"][0]["pointer"] == "/auth_token"
     assert await stored_twilio() == []
@@ -63,7 +73,9 @@ async def test_unreachable_twilio_is_503_and_nothing_is_stored(client, emulator,
     r = await client.put("/v1/providers/twilio", json=twilio_body(emulator.create_account()), headers=admin)
     assert r.status_code == 503 and r.headers["retry-after"]
     key = emulator.create_sendgrid_key()
-    r = await client.put("/v1/providers/sendgrid", json={"api_key": key["api_key"], "from_email": "a@example.com"}, headers=admin)
+    r = await client.put(
+        "/v1/providers/sendgrid", json={"api_key": key["api_key"], "from_email": "a@example.com"}, headers=admin
+    )
     assert r.status_code == 503
     assert await stored_twilio() == []
 
@@ -76,10 +88,31 @@ async def test_one_account_sid_per_tenant(client, emulator):
     r = await client.put("/v1/providers/twilio", json=twilio_body(account), headers=admin_b)
     assert r.status_code == 409 and r.json()["errors"][0]["pointer"] == "/account_sid"
     # The owner may update its own record.
-    assert (await client.put("/v1/providers/twilio", json=twilio_body(account, whatsapp_from="whatsapp:+14155550100"),
-                             headers=admin_a)).status_code == 200
+    assert (
+        await client.put(
+            "/v1/providers/twilio", json=twilio_body(account, whatsapp_from="whatsapp:+14155550100"), headers=admin_a
+        )
+    ).status_code == 200
     rows = await stored_twilio()
     assert len(rows) == 1 and rows[0].version == 2
+
+
+async def test_another_tenants_account_sid_is_not_disclosed_to_a_wrong_token(client, emulator):
+    """Only a caller whose credentials Twilio accepts may learn that the AccountSid is taken."""
+    _, owner = await tenant_with_key(client, ["admin"])
+    _, prober = await tenant_with_key(client, ["admin"])
+    account = emulator.create_account()
+    assert (await client.put("/v1/providers/twilio", json=twilio_body(account), headers=owner)).status_code == 200
+    dummy = twilio_body(account, auth_token="0" * 32, api_key_sid=None, api_key_secret=None)
+    taken = await client.put("/v1/providers/twilio", json=dummy, headers=prober)
+    unknown = await client.put("/v1/providers/twilio", json={**dummy, "account_sid": "AC" + "0" * 32}, headers=prober)
+    assert taken.status_code == unknown.status_code == 422, (taken.text, unknown.text)
+    assert {k: v for k, v in taken.json().items() if k != "request_id"} == {
+        k: v for k, v in unknown.json().items() if k != "request_id"
+    }
+    assert "another tenant" not in taken.text
+    rows = await stored_twilio()
+    assert len(rows) == 1 and rows[0].version == 1  # the owner's record is untouched
 
 
 async def test_bad_credential_input_points_at_the_field(client):
@@ -101,8 +134,11 @@ async def test_bad_credential_input_points_at_the_field(client):
     bad_sendgrid = {
         "/api_key": {"api_key": "not-a-key", "from_email": "a@example.com"},
         "/from_email": {"api_key": "SG.abcdefghij.klmnopqrstuv", "from_email": "nope"},
-        "/event_webhook_public_key": {"api_key": "SG.abcdefghij.klmnopqrstuv", "from_email": "a@example.com",
-                                      "event_webhook_public_key": "A" * 60},
+        "/event_webhook_public_key": {
+            "api_key": "SG.abcdefghij.klmnopqrstuv",
+            "from_email": "a@example.com",
+            "event_webhook_public_key": "A" * 60,
+        },
     }
     for pointer, body in bad_sendgrid.items():
         r = await client.put("/v1/providers/sendgrid", json=body, headers=admin)
@@ -113,11 +149,17 @@ async def test_bad_credential_input_points_at_the_field(client):
 async def test_sendgrid_put_verifies_and_masks(client, emulator):
     tenant, admin = await tenant_with_key(client, ["admin"])
     key = emulator.create_sendgrid_key()
-    body = {"api_key": key["api_key"], "from_email": "notify@example.com", "from_name": "Acme",
-            "event_webhook_public_key": key["event_webhook_public_key"]}
+    body = {
+        "api_key": key["api_key"],
+        "from_email": "notify@example.com",
+        "from_name": "Acme",
+        "event_webhook_public_key": key["event_webhook_public_key"],
+    }
     r = await client.put("/v1/providers/sendgrid", json=body, headers=admin)
     assert r.status_code == 200 and r.json()["api_key"] == "…" + key["api_key"][-4:]
-    r = await client.put("/v1/providers/sendgrid", json={**body, "api_key": "SG.wrongwrongwrong.wrongwrongwrongwrong"}, headers=admin)
+    r = await client.put(
+        "/v1/providers/sendgrid", json={**body, "api_key": "SG.wrongwrongwrong.wrongwrongwrongwrong"}, headers=admin
+    )
     assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/api_key"
     async with session_factory()() as s:
         row = (await s.execute(select(SendgridCredential))).scalar_one()

@@ -6,10 +6,11 @@ import sys
 import uuid
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, text
 
-from app.core.config import EncryptionKey, Secret, new_encryption_key_entry, parse_encryption_keys
+from app.core.config import new_encryption_key_entry, parse_encryption_keys
 from app.core.crypto import DecryptionError, SecretBox
 from app.core.db import session_factory
 from tenants.credentials.models import TwilioCredential
@@ -63,9 +64,15 @@ def test_encryption_key_setting_is_validated():
 
 async def _store_credential(tenant_id: uuid.UUID, token: str, box: SecretBox) -> None:
     async with session_factory()() as s:
-        s.add(TwilioCredential(tenant_id=tenant_id, account_sid="AC" + uuid.uuid4().hex,
-                               auth_token_enc=seal(tenant_id, "twilio_credentials", "auth_token_enc", token, box),
-                               api_key_secret_enc=None, version=1))
+        s.add(
+            TwilioCredential(
+                tenant_id=tenant_id,
+                account_sid="AC" + uuid.uuid4().hex,
+                auth_token_enc=seal(tenant_id, "twilio_credentials", "auth_token_enc", token, box),
+                api_key_secret_enc=None,
+                version=1,
+            )
+        )
         await s.commit()
 
 
@@ -96,8 +103,9 @@ async def test_rotation_then_old_key_removed(client):
     only_new = box_of(new)
     async with session_factory()() as s:
         rows = (await s.execute(select(TwilioCredential))).scalars().all()
-        assert {unseal(r.tenant_id, "twilio_credentials", "auth_token_enc", r.auth_token_enc, only_new) for r in rows} == {
-            f"{i:032x}" for i in range(5)}
+        assert {
+            unseal(r.tenant_id, "twilio_credentials", "auth_token_enc", r.auth_token_enc, only_new) for r in rows
+        } == {f"{i:032x}" for i in range(5)}
         assert all(r.auth_token_enc.startswith("r2:") for r in rows)
 
 
@@ -106,7 +114,9 @@ async def test_rotate_cli_reports_rows(client, database):
     tenant = uuid.UUID((await make_tenant(client))["id"])
     await _store_credential(tenant, "c" * 32, box_of(old))
     env = {**os.environ, "NOTIFYGW_ENCRYPTION_KEYS": f"{new_encryption_key_entry('cli2')},{old}"}
-    out = subprocess.run([sys.executable, "-m", "app.cli", "keys", "rotate"], env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "app.cli", "keys", "rotate"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert "re-encrypted 1 secrets" in out.stdout
     async with session_factory()() as s:

@@ -6,10 +6,11 @@ The test enumerates the app's routes, so a new route with an id fails here until
 from __future__ import annotations
 
 import re
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-from tests.factories import ALL_SCOPES, bearer, make_key, make_tenant
 from tests.app.endpoints.factories import ISOLATION_BODIES, ISOLATION_FACTORIES
+from tests.factories import ALL_SCOPES, bearer, make_key, make_tenant
 from tests.tenants.test_templates_routing import ORDER_SHIPPED
 
 # Builds tenant A's object and returns the path parameters naming it.
@@ -27,7 +28,9 @@ async def _template(client: Any, tenant_id: str, headers: dict[str, str]) -> dic
 
 
 async def _suppression(client: Any, tenant_id: str, headers: dict[str, str]) -> dict[str, str]:
-    r = await client.post("/v1/suppressions", json={"phone": "+14155550100", "channel": "whatsapp", "reason": "x"}, headers=headers)
+    r = await client.post(
+        "/v1/suppressions", json={"phone": "+14155550100", "channel": "whatsapp", "reason": "x"}, headers=headers
+    )
     return {"suppression_id": r.json()["id"]}
 
 
@@ -36,11 +39,20 @@ async def _notification(client: Any, tenant_id: str, headers: dict[str, str]) ->
     return {"notification_id": r.json()["id"]}
 
 
-FACTORIES: dict[str, Factory] = {"key_id": _api_key, "template_key": _template, "suppression_id": _suppression,
-                                 "notification_id": _notification}
+FACTORIES: dict[str, Factory] = {
+    "key_id": _api_key,
+    "template_key": _template,
+    "suppression_id": _suppression,
+    "notification_id": _notification,
+}
+
+
 async def _contact(client: Any, tenant_id: str, headers: dict[str, str]) -> dict[str, str]:
-    r = await client.post("/v1/consents", headers=headers, json={
-        "phone": "+14155550100", "channel": "whatsapp", "status": "granted", "source": "test"})
+    r = await client.post(
+        "/v1/consents",
+        headers=headers,
+        json={"phone": "+14155550100", "channel": "whatsapp", "status": "granted", "source": "test"},
+    )
     return {"contact_id": r.json()["contact_id"]}
 
 

@@ -7,17 +7,22 @@ import logging
 
 from sqlalchemy import text
 
+from app import models  # noqa: F401  (every table)
 from app.core.db import Base, get_engine
-from app.core.discovery import import_models
 from app.core.logging import json_formatter, redact
 from tests.conftest import OPERATOR_TOKEN
 from tests.support.gateway import notify, read, settle, wired_tenant
 
 
 def test_redaction_covers_keys_and_values():
-    event = {"authorization": "Basic QUM6dG9rZW4=", "x_twilio_signature": "abc", "nested": {"auth_token": "s3cret"},
-             "message": "sent with key ngw_live_abcdefghijklmnop_" + "a" * 64 + "_0000000 and SG.abcdefghij.klmnopqrstu",
-             "list": [{"api_key_secret": "x"}], "status": "ok"}
+    event = {
+        "authorization": "Basic QUM6dG9rZW4=",
+        "x_twilio_signature": "abc",
+        "nested": {"auth_token": "s3cret"},
+        "message": "sent with key ngw_live_abcdefghijklmnop_" + "a" * 64 + "_0000000 and SG.abcdefghij.klmnopqrstu",
+        "list": [{"api_key_secret": "x"}],
+        "status": "ok",
+    }
     out = redact(event)
     flat = str(out)
     for secret in ("QUM6dG9rZW4=", "s3cret", "ngw_live_abcdefghijklmnop", "SG.abcdefghij", "'abc'"):
@@ -43,8 +48,11 @@ async def test_canary_secrets_never_reach_logs_or_clear_columns(client, emulator
         await settle(emulator)
         assert (await read(client, t, nid))["status"] == "read"
         # Bad input carrying the secret must not echo it either.
-        r = await client.put("/v1/providers/twilio", headers=t.admin, json={
-            "account_sid": t.account["account_sid"], "auth_token": " " + t.account["auth_token"]})
+        r = await client.put(
+            "/v1/providers/twilio",
+            headers=t.admin,
+            json={"account_sid": t.account["account_sid"], "auth_token": " " + t.account["auth_token"]},
+        )
         assert r.status_code == 422 and t.account["auth_token"] not in r.text
     finally:
         root.removeHandler(handler)
@@ -62,7 +70,6 @@ async def test_canary_secrets_never_reach_logs_or_clear_columns(client, emulator
     for name, secret in canaries.items():
         assert secret not in logs, f"{name} appears in the logs"
 
-    import_models()
     async with get_engine().connect() as conn:
         dump = []
         for table in Base.metadata.sorted_tables:

@@ -2,6 +2,10 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
+
+from app.core.errors import Forbidden
+from tenants.auth import OPERATOR as OPERATOR_PRINCIPAL
 from tests.factories import OPERATOR, bearer, make_key, make_tenant, tenant_with_key
 
 
@@ -46,7 +50,9 @@ async def test_operator_auth(client):
 async def test_unknown_tenant_is_404(client):
     r = await client.get(f"/operator/v1/tenants/{uuid.uuid4()}", headers=OPERATOR)
     assert r.status_code == 404
-    r = await client.post(f"/operator/v1/tenants/{uuid.uuid4()}/api-keys", json={"name": "x", "scopes": ["admin"]}, headers=OPERATOR)
+    r = await client.post(
+        f"/operator/v1/tenants/{uuid.uuid4()}/api-keys", json={"name": "x", "scopes": ["admin"]}, headers=OPERATOR
+    )
     assert r.status_code == 404
 
 
@@ -63,21 +69,32 @@ async def test_suspended_tenant_keys_get_403(client):
 
 async def test_bad_operator_input_is_4xx_problem(client):
     cases = [
-        {"name": ""}, {"name": 5}, {"name": "x", "unknown": 1}, {"name": "x", "slug": "Not A Slug"}, {},
+        {"name": ""},
+        {"name": 5},
+        {"name": "x", "unknown": 1},
+        {"name": "x", "slug": "Not A Slug"},
+        {},
     ]
     for body in cases:
         r = await client.post("/operator/v1/tenants", json=body, headers=OPERATOR)
         assert r.status_code == 422, (body, r.text)
         assert r.json()["errors"][0]["pointer"].startswith("/")
-    r = await client.post("/operator/v1/tenants", content=b"{nope", headers={**OPERATOR, "Content-Type": "application/json"})
+    r = await client.post(
+        "/operator/v1/tenants", content=b"{nope", headers={**OPERATOR, "Content-Type": "application/json"}
+    )
     assert r.status_code == 400
-    r = await client.post("/operator/v1/tenants", content=b"[" + b"1," * 40_000 + b"1]",
-                          headers={**OPERATOR, "Content-Type": "application/json"})
+    r = await client.post(
+        "/operator/v1/tenants",
+        content=b"[" + b"1," * 40_000 + b"1]",
+        headers={**OPERATOR, "Content-Type": "application/json"},
+    )
     assert r.status_code == 413 and r.headers["content-type"].startswith("application/problem+json")
     tenant = await make_tenant(client)
     r = await client.patch(f"/operator/v1/tenants/{tenant['id']}", json={"status": "deleted"}, headers=OPERATOR)
     assert r.status_code == 422 and r.json()["errors"][0]["pointer"] == "/status"
-    r = await client.post(f"/operator/v1/tenants/{tenant['id']}/api-keys", json={"name": "k", "scopes": ["root"]}, headers=OPERATOR)
+    r = await client.post(
+        f"/operator/v1/tenants/{tenant['id']}/api-keys", json={"name": "k", "scopes": ["root"]}, headers=OPERATOR
+    )
     assert r.status_code == 422
 
 
@@ -96,7 +113,7 @@ async def test_operator_changes_are_audited(client):
 
 async def test_per_tenant_rate_limit_is_429_with_retry_after(client):
     tenant, headers = await tenant_with_key(client)
-    other, other_headers = await tenant_with_key(client)
+    _other, other_headers = await tenant_with_key(client)
     r = await client.patch(f"/operator/v1/tenants/{tenant['id']}", json={"api_rate_per_second": 1}, headers=OPERATOR)
     assert r.status_code == 200
     codes = [(await client.get("/v1/api-keys", headers=headers)) for _ in range(6)]
@@ -106,3 +123,25 @@ async def test_per_tenant_rate_limit_is_429_with_retry_after(client):
     assert limited[0].headers["content-type"].startswith("application/problem+json")
     # Another tenant is not affected.
     assert (await client.get("/v1/api-keys", headers=other_headers)).status_code == 200
+
+
+async def test_patch_with_null_rate_brings_back_the_default(client):
+    tenant, headers = await tenant_with_key(client)
+    url = f"/operator/v1/tenants/{tenant['id']}"
+    assert (await client.patch(url, json={"api_rate_per_second": 1}, headers=OPERATOR)).json()[
+        "api_rate_per_second"
+    ] == 1
+    # Leaving the field out changes nothing...
+    assert (await client.patch(url, json={"status": "active"}, headers=OPERATOR)).json()["api_rate_per_second"] == 1
+    # ...null means "the platform default" again: requests beyond 1/s are no longer refused.
+    r = await client.patch(url, json={"api_rate_per_second": None}, headers=OPERATOR)
+    assert r.status_code == 200 and r.json()["api_rate_per_second"] is None
+    codes = [(await client.get("/v1/api-keys", headers=headers)).status_code for _ in range(6)]
+    assert codes == [200] * 6
+
+
+def test_the_operator_has_no_tenant_to_scope_by():
+    # A real error, not an assert that `python -O` strips: with it gone, tenant_id None would reach
+    # every scoped query as `tenant_id IS NULL`.
+    with pytest.raises(Forbidden):
+        _ = OPERATOR_PRINCIPAL.tenant

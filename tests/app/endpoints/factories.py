@@ -17,8 +17,9 @@ ALL_EVENTS = ["notification.updated", "message.received", "contact.opted_out", "
 ENDPOINTS = "/v1/webhook-endpoints"
 
 
-async def create_endpoint(client: Any, headers: dict[str, str], url: str = PUBLIC_URL,
-                          events: list[str] | None = None) -> dict[str, Any]:
+async def create_endpoint(
+    client: Any, headers: dict[str, str], url: str = PUBLIC_URL, events: list[str] | None = None
+) -> dict[str, Any]:
     r = await client.post(ENDPOINTS, json={"url": url, "events": events or ALL_EVENTS}, headers=headers)
     assert r.status_code == 201, r.text
     return r.json()
@@ -26,15 +27,22 @@ async def create_endpoint(client: Any, headers: dict[str, str], url: str = PUBLI
 
 async def stored_delivery(tenant_id: str, endpoint_id: str, status: str = "failed") -> str:
     async with session_factory()() as s:
-        d = WebhookDelivery(id=uuid.uuid4(), tenant_id=uuid.UUID(tenant_id), endpoint_id=uuid.UUID(endpoint_id),
-                            event_type="message.received", status=status, attempt_count=1,
-                            payload={"type": "message.received", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}})
+        d = WebhookDelivery(
+            id=uuid.uuid4(),
+            tenant_id=uuid.UUID(tenant_id),
+            endpoint_id=uuid.UUID(endpoint_id),
+            event_type="message.received",
+            status=status,
+            attempt_count=1,
+            payload={"type": "message.received", "timestamp": "2026-01-01T00:00:00.000Z", "data": {}},
+        )
         s.add(d)
         await s.commit()
         return str(d.id)
 
 
 # --- for tests/tenants/test_isolation.py -------------------------------------------------------------
+
 
 async def isolation_endpoint(client: Any, tenant_id: str, headers: dict[str, str]) -> dict[str, str]:
     return {"endpoint_id": (await create_endpoint(client, headers))["id"]}

@@ -21,8 +21,15 @@ async def settle(timeout: float = 30.0) -> None:
     while quiet < 2:
         assert time.monotonic() < deadline, "webhook deliveries did not settle"
         async with session_factory()() as s:
-            busy = (await s.execute(select(func.count()).select_from(OutboxItem).where(
-                OutboxItem.kind == DELIVER, OutboxItem.state == "pending", OutboxItem.available_at <= utcnow()))).scalar_one()
+            busy = (
+                await s.execute(
+                    select(func.count())
+                    .select_from(OutboxItem)
+                    .where(
+                        OutboxItem.kind == DELIVER, OutboxItem.state == "pending", OutboxItem.available_at <= utcnow()
+                    )
+                )
+            ).scalar_one()
         # A message stays in "<queue>.msgs" from enqueue until its ack: queued, delayed or running.
         for queue in (QUEUE, f"{QUEUE}.DQ"):
             busy = busy or broker.client.hlen(f"{broker.namespace}:{queue}.msgs")

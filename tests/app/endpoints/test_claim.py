@@ -26,8 +26,11 @@ async def run_job(delivery_id: str) -> None:
 async def state(delivery_id: str) -> tuple[WebhookDelivery, list[WebhookDeliveryAttempt]]:
     async with session_factory()() as s:
         d = await s.get(WebhookDelivery, uuid.UUID(delivery_id))
-        attempts = (await s.execute(select(WebhookDeliveryAttempt)
-                                    .where(WebhookDeliveryAttempt.delivery_id == d.id))).scalars().all()
+        attempts = (
+            (await s.execute(select(WebhookDeliveryAttempt).where(WebhookDeliveryAttempt.delivery_id == d.id)))
+            .scalars()
+            .all()
+        )
         return d, list(attempts)
 
 
@@ -39,7 +42,9 @@ async def add_outbox_row(tenant_id: str, delivery_id: str) -> None:
 
 async def outbox_state(delivery_id: str) -> str:
     async with session_factory()() as s:
-        return (await s.execute(select(OutboxItem.state).where(OutboxItem.ref_id == uuid.UUID(delivery_id)))).scalar_one()
+        return (
+            await s.execute(select(OutboxItem.state).where(OutboxItem.ref_id == uuid.UUID(delivery_id)))
+        ).scalar_one()
 
 
 async def test_a_pending_delivery_of_a_disabled_endpoint_fails_without_a_request(client, sink):
@@ -47,7 +52,9 @@ async def test_a_pending_delivery_of_a_disabled_endpoint_fails_without_a_request
     endpoint = await create_endpoint(client, admin, url=sink.url("/hooks"))
     delivery_id = await stored_delivery(tenant["id"], endpoint["id"], status="pending")
     await add_outbox_row(tenant["id"], delivery_id)
-    assert (await client.patch(f"{ENDPOINTS}/{endpoint['id']}", json={"status": "disabled"}, headers=admin)).status_code == 200
+    assert (
+        await client.patch(f"{ENDPOINTS}/{endpoint['id']}", json={"status": "disabled"}, headers=admin)
+    ).status_code == 200
     await run_job(delivery_id)
     d, attempts = await state(delivery_id)
     assert d.status == "failed" and attempts == [] and sink.received() == []
@@ -61,11 +68,12 @@ async def test_a_claimed_or_rescheduled_delivery_is_left_alone(client, sink):
     await add_outbox_row(tenant["id"], delivery_id)
     later = utcnow() + timedelta(seconds=30)  # another worker's lease, or a retry not yet due
     async with session_factory()() as s:
-        await s.execute(update(WebhookDelivery).where(WebhookDelivery.id == uuid.UUID(delivery_id))
-                        .values(next_attempt_at=later))
+        await s.execute(
+            update(WebhookDelivery).where(WebhookDelivery.id == uuid.UUID(delivery_id)).values(next_attempt_at=later)
+        )
         await s.commit()
     await run_job(delivery_id)
-    d, attempts = await state(delivery_id)
+    d, _attempts = await state(delivery_id)
     assert d.status == "pending" and d.attempt_count == 1 and d.next_attempt_at == later  # untouched and attempts == []
     assert sink.received() == [] and await outbox_state(delivery_id) == "pending"  # its own job comes back
 

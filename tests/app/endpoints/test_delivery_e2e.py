@@ -55,8 +55,11 @@ async def wait_for_attempts(client, admin, endpoint_id: str, count: int, timeout
 
 async def set_failing_since(endpoint_id: str, ago: timedelta) -> None:
     async with session_factory()() as s:
-        await s.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == uuid.UUID(endpoint_id))
-                        .values(failing_since=utcnow() - ago))
+        await s.execute(
+            update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == uuid.UUID(endpoint_id))
+            .values(failing_since=utcnow() - ago)
+        )
         await s.commit()
 
 
@@ -71,8 +74,12 @@ def assert_signed(request: Any, secret: str, delivery_id: str) -> None:
     h = request.headers
     assert h["webhook-id"] == delivery_id
     assert abs(int(h["webhook-timestamp"]) - time.time()) < 60
-    assert verify_standard_webhook(secret, h["webhook-id"], h["webhook-timestamp"], request.body, h["webhook-signature"])
-    assert h["webhook-signature"] == independent_signature(secret, h["webhook-id"], h["webhook-timestamp"], request.body)
+    assert verify_standard_webhook(
+        secret, h["webhook-id"], h["webhook-timestamp"], request.body, h["webhook-signature"]
+    )
+    assert h["webhook-signature"] == independent_signature(
+        secret, h["webhook-id"], h["webhook-timestamp"], request.body
+    )
     assert h["content-type"] == "application/json"
 
 
@@ -89,8 +96,13 @@ async def test_a_signed_delivery_reaches_the_tenant_app(client, sink):
     body = got.json()
     assert body["type"] == "message.received" and body["data"] == {"message_sid": "SM123", "body": "Hello"}
     assert body == d["payload"] and set(body) == {"type", "timestamp", "data"}
-    assert not verify_standard_webhook(generate_webhook_secret(), got.headers["webhook-id"],
-                                       got.headers["webhook-timestamp"], got.body, got.headers["webhook-signature"])
+    assert not verify_standard_webhook(
+        generate_webhook_secret(),
+        got.headers["webhook-id"],
+        got.headers["webhook-timestamp"],
+        got.body,
+        got.headers["webhook-signature"],
+    )
     assert d["status"] == "succeeded" and d["attempt_count"] == 1 and d["next_attempt_at"] is None
     (attempt,) = d["attempts"]
     assert attempt["response_status"] == 200 and attempt["error"] is None and attempt["duration_ms"] >= 0
@@ -157,9 +169,16 @@ async def test_an_endpoint_failing_for_three_days_is_disabled_and_audited(client
     read = (await client.get(f"{ENDPOINTS}/{endpoint['id']}", headers=admin)).json()
     assert read["status"] == "disabled"
     (d,) = await deliveries(client, admin, endpoint["id"])
-    assert d["status"] == "failed" and [a["response_status"] for a in d["attempts"]] == [500]  # no retries after disabling
-    (entry,) = [e for e in (await client.get("/v1/audit-log", params={"target_id": endpoint["id"]}, headers=admin)).json()["items"]
-                if e["action"] == "webhook_endpoint.disabled"]
+    assert d["status"] == "failed" and [a["response_status"] for a in d["attempts"]] == [
+        500
+    ]  # no retries after disabling
+    (entry,) = [
+        e
+        for e in (await client.get("/v1/audit-log", params={"target_id": endpoint["id"]}, headers=admin)).json()[
+            "items"
+        ]
+        if e["action"] == "webhook_endpoint.disabled"
+    ]
     assert entry["actor_type"] == "system" and entry["actor_id"] == "webhook_failures"
     assert entry["before"]["status"] == "enabled" and entry["after"]["status"] == "disabled"
 
@@ -205,7 +224,11 @@ async def test_the_ssrf_guard_is_checked_again_at_delivery_time(client, sink, mo
     (d,) = await deliveries(client, admin, endpoint["id"])
     assert d["status"] == "failed"
     (attempt,) = d["attempts"]
-    assert attempt["response_status"] is None and attempt["error"].startswith("refused: ") and "loopback" in attempt["error"]
+    assert (
+        attempt["response_status"] is None
+        and attempt["error"].startswith("refused: ")
+        and "loopback" in attempt["error"]
+    )
     assert sink.received() == []
 
 
@@ -232,9 +255,12 @@ async def test_rotated_secret_signs_the_next_delivery(client, sink):
     (got,) = sink.wait_for(1)
     await settle()
     h = got.headers
-    assert verify_standard_webhook(new_secret, h["webhook-id"], h["webhook-timestamp"], got.body, h["webhook-signature"])
-    assert not verify_standard_webhook(endpoint["secret"], h["webhook-id"], h["webhook-timestamp"], got.body,
-                                       h["webhook-signature"])
+    assert verify_standard_webhook(
+        new_secret, h["webhook-id"], h["webhook-timestamp"], got.body, h["webhook-signature"]
+    )
+    assert not verify_standard_webhook(
+        endpoint["secret"], h["webhook-id"], h["webhook-timestamp"], got.body, h["webhook-signature"]
+    )
 
 
 async def test_deliveries_page_newest_first(client, sink):

@@ -12,9 +12,12 @@ from app.outbox.models import OutboxItem
 from tests.factories import bearer, make_key, tenant_with_key
 from tests.tenants.test_templates_routing import ORDER_SHIPPED
 
-GOOD = {"to": {"phone": "+14155550123", "email": "ava@example.com", "locale": "pt-BR"},
-        "template": "order_shipped", "variables": {"name": "Ava", "order": "18473", "carrier": "UPS"},
-        "metadata": {"order_id": "18473"}}
+GOOD = {
+    "to": {"phone": "+14155550123", "email": "ava@example.com", "locale": "pt-BR"},
+    "template": "order_shipped",
+    "variables": {"name": "Ava", "order": "18473", "carrier": "UPS"},
+    "metadata": {"order_id": "18473"},
+}
 
 
 async def _tenant(client):
@@ -106,3 +109,65 @@ async def test_other_tenant_cannot_read(client):
     r = await client.get(f"/v1/notifications/{nid}", headers=sender_b)
     assert r.status_code == 404 and nid not in r.json()["detail"]
     assert (await client.get("/v1/notifications", headers=sender_b)).json()["items"] == []
+
+
+async def test_an_accept_with_a_new_key_for_a_new_person_is_four_statements(client):
+    """With the key, policy and template cached: the Idempotency-Key record (written complete, response
+    included), the identifier lookup, the person with their identifiers, and the notification with its
+    outbox row. It used to take eight: a DELETE of expired records, the claim and its UPDATE, and one
+    INSERT per row."""
+    import threading
+
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    _, _, sender = await _tenant(client)
+    warm = {**GOOD, "to": {"phone": "+14155550999"}}
+    assert (await client.post("/v1/notifications", json=warm, headers=sender)).status_code == 202
+    seen: list[tuple[int, str]] = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append((threading.get_ident(), " ".join(statement.split()[:3])))
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        h = {**sender, "Idempotency-Key": "four-statements"}
+        r = await client.post("/v1/notifications", json=GOOD, headers=h)
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    assert r.status_code == 202, r.text
+    # The request's own thread (a worker routing an earlier notification runs in threads of its own).
+    (request_thread,) = {t for t, s in seen if s.startswith("INSERT INTO idempotency_keys")}
+    mine = [s for t, s in seen if t == request_thread]
+    assert len(mine) == 4, mine
+    assert mine[0].startswith("INSERT INTO idempotency_keys") and mine[1].startswith("SELECT")
+    assert all(s.startswith("WITH created") for s in mine[2:]), mine
+    again = await client.post("/v1/notifications", json=GOOD, headers=h)
+    assert again.headers["idempotent-replayed"] == "true" and again.json() == r.json()
+
+
+async def test_an_expired_idempotency_record_is_taken_over(client):
+    """Past KEEP_FOR the key is free again: a new request with it (even another body) is a new notification."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.core.db import utcnow
+    from app.notify.models import IdempotencyRecord
+
+    _, _, sender = await _tenant(client)
+    h = {**sender, "Idempotency-Key": "old-order"}
+    first = await client.post("/v1/notifications", json=GOOD, headers=h)
+    assert first.status_code == 202
+    async with session_factory()() as s:
+        await s.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.key == "old-order")
+            .values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        await s.commit()
+    other = await client.post("/v1/notifications", json={**GOOD, "metadata": {}}, headers=h)
+    assert other.status_code == 202 and "idempotent-replayed" not in other.headers, other.text
+    assert other.json()["id"] != first.json()["id"]
+    replay = await client.post("/v1/notifications", json={**GOOD, "metadata": {}}, headers=h)
+    assert replay.headers["idempotent-replayed"] == "true" and replay.json() == other.json()

@@ -18,8 +18,13 @@ BACKLOG = 120
 
 async def _accepted(tenant_id: str) -> int:
     async with session_factory()() as s:
-        return (await s.execute(select(func.count()).select_from(Notification).where(
-            Notification.tenant_id == uuid.UUID(tenant_id), Notification.status == "accepted"))).scalar_one()
+        return (
+            await s.execute(
+                select(func.count())
+                .select_from(Notification)
+                .where(Notification.tenant_id == uuid.UUID(tenant_id), Notification.status == "accepted")
+            )
+        ).scalar_one()
 
 
 async def test_a_tenants_backlog_does_not_hold_up_another_tenant(client, emulator, gateway, worker):

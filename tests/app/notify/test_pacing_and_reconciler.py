@@ -5,8 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import select
-
 from app.core.db import session_factory, utcnow
 from app.metrics.registry import RATE_LIMIT_WAITS
 from app.notify import maintenance

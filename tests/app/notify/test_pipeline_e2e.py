@@ -68,8 +68,11 @@ async def test_no_consent_when_opt_in_is_required(client, emulator, gateway):
     await settle(emulator)
     n = await read(client, t, nid)
     assert steps(n)["consent"] == "missing" and n["channel"] == "email", n
-    await client.post("/v1/consents", headers=t.admin, json={"phone": "+14155550123", "channel": "whatsapp",
-                                                              "status": "granted", "source": "test", "proof": "yes"})
+    await client.post(
+        "/v1/consents",
+        headers=t.admin,
+        json={"phone": "+14155550123", "channel": "whatsapp", "status": "granted", "source": "test", "proof": "yes"},
+    )
     n2 = await read(client, t, await notify(client, t))
     await settle(emulator)
     n2 = await read(client, t, n2["id"])
@@ -153,7 +156,7 @@ async def test_duplicated_out_of_order_callbacks_end_in_read(client, emulator, g
     assert n["status"] == "read"
     applied = [e["status"] for e in n["events"] if e["applied"]]
     assert applied == sorted(set(applied), key=applied.index), "each real transition applied once"
-    assert "delivered" not in applied[applied.index("read"):]
+    assert "delivered" not in applied[applied.index("read") :]
     assert len(n["events"]) > len(applied)  # the late and duplicate ones are kept, not applied
 
 
@@ -163,7 +166,9 @@ async def test_bad_credentials_mark_twilio_invalid_and_fall_back(client, emulato
 
     t = await wired_tenant(client, emulator, gateway)
     async with session_factory()() as s:  # Twilio later revokes the token the tenant gave us
-        row = (await s.execute(select(TwilioCredential).where(TwilioCredential.account_sid == t.account["account_sid"]))).scalar_one()
+        row = (
+            await s.execute(select(TwilioCredential).where(TwilioCredential.account_sid == t.account["account_sid"]))
+        ).scalar_one()
         row.auth_token_enc = seal(row.tenant_id, "twilio_credentials", "auth_token_enc", "0" * 32)
         row.api_key_sid = row.api_key_secret_enc = None
         row.version += 1
@@ -181,11 +186,17 @@ async def test_bad_credentials_mark_twilio_invalid_and_fall_back(client, emulato
 
 async def test_test_mode_keys_reach_no_provider(client, emulator, gateway):
     t = await wired_tenant(client, emulator, gateway)
-    r = await client.post(f"/operator/v1/tenants/{t.id}/api-keys", headers={"Authorization": f"Bearer {__import__('tests.conftest', fromlist=['x']).OPERATOR_TOKEN}"},
-                          json={"name": "t", "scopes": ["notifications:send", "notifications:read"], "environment": "test"})
+    r = await client.post(
+        f"/operator/v1/tenants/{t.id}/api-keys",
+        headers={"Authorization": f"Bearer {__import__('tests.conftest', fromlist=['x']).OPERATOR_TOKEN}"},
+        json={"name": "t", "scopes": ["notifications:send", "notifications:read"], "environment": "test"},
+    )
     headers = {"Authorization": f"Bearer {r.json()['key']}"}
-    resp = await client.post("/v1/notifications", headers=headers, json={"to": {"phone": "+14155550123"}, "template": TEMPLATE_KEY,
-                                                                         "variables": {"name": "A", "order": "1"}})
+    resp = await client.post(
+        "/v1/notifications",
+        headers=headers,
+        json={"to": {"phone": "+14155550123"}, "template": TEMPLATE_KEY, "variables": {"name": "A", "order": "1"}},
+    )
     await settle(emulator)
     n = (await client.get(f"/v1/notifications/{resp.json()['id']}", headers=headers)).json()
     assert n["attempts"][0]["provider"] == "simulated" and n["status"] == "delivered"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app.notify.status import RANK, TERMINAL, advances
 
@@ -35,7 +36,7 @@ def test_duplicates_change_nothing(arrivals: list[str], data: st.DataObject) -> 
     repeated = data.draw(st.sampled_from(arrivals))
     at = data.draw(st.integers(0, len(arrivals)))
     # A duplicate arriving right after its original is a no-op; anywhere later it is still never applied twice.
-    with_duplicate = arrivals[:at] + [repeated] + arrivals[at:]
+    with_duplicate = [*arrivals[:at], repeated, *arrivals[at:]]
     final, applied = fold("sending", with_duplicate)
     assert len(applied) == len(set(applied))
     assert final == fold("sending", sorted(set(with_duplicate), key=with_duplicate.index))[0]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from app.core.db import session_factory
@@ -29,8 +30,12 @@ def test_keyword_matching_ignores_case_space_and_punctuation():
     assert keywords.match("HALT", extra_stop=["halt"]) == "stop"
 
 
-@given(st.sampled_from(keywords.DEFAULT_STOP), st.text(alphabet=" \t\n.,!?¡¿", max_size=4),
-       st.text(alphabet=" \t\n.,!?", max_size=4), st.booleans())
+@given(
+    st.sampled_from(keywords.DEFAULT_STOP),
+    st.text(alphabet=" \t\n.,!?¡¿", max_size=4),
+    st.text(alphabet=" \t\n.,!?", max_size=4),
+    st.booleans(),
+)
 def test_any_stop_word_with_any_padding_matches(word, before, after, upper):
     assert keywords.match(before + (word.upper() if upper else word) + after) == "stop"
 
@@ -52,7 +57,9 @@ async def test_stop_then_start_end_to_end(client, emulator, gateway, worker):
     n = await read(client, t, await notify(client, t, to={"phone": USER, "email": "ava@example.com"}))
     await settle(emulator)
     n = await read(client, t, n["id"])
-    assert n["channel"] == "email" and any(d["step"] == "suppression" and d["result"] == "suppressed" for d in n["decisions"])
+    assert n["channel"] == "email" and any(
+        d["step"] == "suppression" and d["result"] == "suppressed" for d in n["decisions"]
+    )
 
     emulator.inbound(sid, from_=USER, body="START")
     await settle(emulator)
@@ -64,8 +71,16 @@ async def test_stop_then_start_end_to_end(client, emulator, gateway, worker):
     emulator.inbound(sid, from_=USER, body="stop")
     emulator.inbound(sid, from_=USER, body="stop")
     await settle(emulator)
-    assert len([m for m in emulator.messages(account_sid=sid, to=f"whatsapp:{USER}")
-                if dict(m["request"]).get("Body", "").startswith("You are opted out")]) == 2
+    assert (
+        len(
+            [
+                m
+                for m in emulator.messages(account_sid=sid, to=f"whatsapp:{USER}")
+                if dict(m["request"]).get("Body", "").startswith("You are opted out")
+            ]
+        )
+        == 2
+    )
 
 
 async def test_tenant_stop_words_and_confirmation_text(client, emulator, gateway, worker):
@@ -81,13 +96,19 @@ async def test_tenant_stop_words_and_confirmation_text(client, emulator, gateway
 
 async def test_sendgrid_events_update_email_attempt_and_bounce_suppresses(client, emulator, gateway, worker):
     t = await wired_tenant(client, emulator, gateway)
-    n = await read(client, t, await notify(client, t, text="hi", channels=["email"], to={"email": "bounce@example.com"}))
+    n = await read(
+        client, t, await notify(client, t, text="hi", channels=["email"], to={"email": "bounce@example.com"})
+    )
     await settle(emulator)
     n = await read(client, t, n["id"])
     assert n["status"] == "failed" and n["attempts"][0]["error_class"] == "bounced", n
-    sup = (await client.get("/v1/suppressions", params={"email": "bounce@example.com"}, headers=t.admin)).json()["items"]
+    sup = (await client.get("/v1/suppressions", params={"email": "bounce@example.com"}, headers=t.admin)).json()[
+        "items"
+    ]
     assert sup and sup[0]["channel"] == "email" and sup[0]["source"] == "sendgrid_event"
-    later = await read(client, t, await notify(client, t, text="again", channels=["email"], to={"email": "bounce@example.com"}))
+    later = await read(
+        client, t, await notify(client, t, text="again", channels=["email"], to={"email": "bounce@example.com"})
+    )
     await settle(emulator)
     assert (await read(client, t, later["id"]))["status"] == "suppressed"
 
@@ -96,18 +117,29 @@ async def test_sendgrid_webhook_rejects_bad_signatures(client, emulator, gateway
     from cryptography.hazmat.primitives.asymmetric import ec
 
     t = await wired_tenant(client, emulator, gateway)
-    body = json.dumps([{"event": "delivered", "email": "a@b.co", "sg_event_id": "x1", "timestamp": int(time.time())}]).encode()
+    body = json.dumps(
+        [{"event": "delivered", "email": "a@b.co", "sg_event_id": "x1", "timestamp": int(time.time())}]
+    ).encode()
     stamp = str(int(time.time()))
     impostor = ec.generate_private_key(ec.SECP256R1())
-    r = await client.post(f"/webhooks/sendgrid/{t.id}", content=body, headers={
-        "X-Twilio-Email-Event-Webhook-Signature": sign_sendgrid_event(impostor, body, stamp),
-        "X-Twilio-Email-Event-Webhook-Timestamp": stamp, "Content-Type": "application/json"})
+    r = await client.post(
+        f"/webhooks/sendgrid/{t.id}",
+        content=body,
+        headers={
+            "X-Twilio-Email-Event-Webhook-Signature": sign_sendgrid_event(impostor, body, stamp),
+            "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+            "Content-Type": "application/json",
+        },
+    )
     assert r.status_code == 403
     r = await client.post(f"/webhooks/sendgrid/{t.id}", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 403
     other = await wired_tenant(client, emulator, gateway)
-    await client.put("/v1/providers/sendgrid", headers=other.admin, json={
-        "api_key": other.sendgrid["api_key"], "from_email": "n@example.com"})  # no public key registered
+    await client.put(
+        "/v1/providers/sendgrid",
+        headers=other.admin,
+        json={"api_key": other.sendgrid["api_key"], "from_email": "n@example.com"},
+    )  # no public key registered
     r = await client.post(f"/webhooks/sendgrid/{other.id}", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 403
 
@@ -120,7 +152,7 @@ async def test_replay_changes_nothing_already_applied(client, emulator, gateway,
     before = await read(client, t, nid)
     async with session_factory()() as s:
         events_before = (await s.execute(select(func.count()).select_from(ProviderEvent))).scalar_one()
-    count = await replay_events(datetime.now(timezone.utc) - timedelta(hours=1), None, None)
+    count = await replay_events(datetime.now(UTC) - timedelta(hours=1), None, None)
     assert count >= 3
     await settle(emulator)
     after = await read(client, t, nid)

@@ -12,9 +12,14 @@ USER = "+14155550123"
 async def test_tenant_app_receives_signed_events(client, emulator, gateway, worker, callback_sink, monkeypatch):
     monkeypatch.setattr(urls, "EXTRA_TRUSTED_HOSTS", {callback_sink.base_url.removeprefix("http://")})
     t = await wired_tenant(client, emulator, gateway)
-    r = await client.post("/v1/webhook-endpoints", headers=t.admin, json={
-        "url": callback_sink.url("/hooks"), "events": ["notification.updated", "message.received",
-                                                       "contact.opted_out", "contact.opted_in"]})
+    r = await client.post(
+        "/v1/webhook-endpoints",
+        headers=t.admin,
+        json={
+            "url": callback_sink.url("/hooks"),
+            "events": ["notification.updated", "message.received", "contact.opted_out", "contact.opted_in"],
+        },
+    )
     assert r.status_code == 201, r.text
     secret = r.json()["secret"]
 
@@ -25,8 +30,13 @@ async def test_tenant_app_receives_signed_events(client, emulator, gateway, work
     received = callback_sink.wait_for(count=4, path="/hooks")
     events = []
     for req in received:
-        assert verify_standard_webhook(secret, req.headers["webhook-id"], req.headers["webhook-timestamp"], req.body,
-                                       req.headers["webhook-signature"])
+        assert verify_standard_webhook(
+            secret,
+            req.headers["webhook-id"],
+            req.headers["webhook-timestamp"],
+            req.body,
+            req.headers["webhook-signature"],
+        )
         events.append(req.json())
     kinds = [e["type"] for e in events]
     updates = [e["data"]["status"] for e in events if e["type"] == "notification.updated" and e["data"]["id"] == nid]
