@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -91,18 +92,38 @@ def serve(port: int) -> None:
     import_everything()
     wanted = apply(os.environ.get("BENCH_PATCHES", ""))
     sys.stderr.write(f"bench/_patched.py: patches applied: {', '.join(wanted) or 'none'}\n")
-    uvicorn.run(app, host="127.0.0.1", port=port, workers=1, loop="uvloop", http="httptools", access_log=False,
-                log_config=None, proxy_headers=False)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        workers=1,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+    )
 
 
 def import_everything() -> None:
     """Import every module a patch rebinds names in, so replace_everywhere reaches all the callers."""
     import importlib
 
-    for name in ("app.notify.service", "app.notify.pipeline", "app.notify.sending", "app.notify.controllers",
-                 "app.notify.tasks", "app.webhooks.service", "app.webhooks.controllers", "app.webhooks.ingest",
-                 "app.webhooks.tasks", "app.endpoints.events", "tenants.templates.service", "tenants.contacts.service",
-                 "tenants.credentials.service"):
+    for name in (
+        "app.notify.service",
+        "app.notify.pipeline",
+        "app.notify.sending",
+        "app.notify.controllers",
+        "app.notify.tasks",
+        "app.webhooks.service",
+        "app.webhooks.controllers",
+        "app.webhooks.ingest",
+        "app.webhooks.tasks",
+        "app.endpoints.events",
+        "tenants.templates.service",
+        "tenants.contacts.service",
+        "tenants.credentials.service",
+    ):
         importlib.import_module(name)
 
 

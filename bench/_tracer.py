@@ -82,8 +82,12 @@ def _dump_loop() -> None:
     stop = threading.Event()
     while not stop.wait(1.0):
         with _lock:
-            data = {"pid": os.getpid(), "role": os.environ.get("BENCH_TRACE_ROLE", "?"), "calls": dict(_calls),
-                    "counts": {k: dict(v) for k, v in _counts.items()}}
+            data = {
+                "pid": os.getpid(),
+                "role": os.environ.get("BENCH_TRACE_ROLE", "?"),
+                "calls": dict(_calls),
+                "counts": {k: dict(v) for k, v in _counts.items()},
+            }
         tmp = out.with_suffix(".tmp")
         tmp.write_text(json.dumps(data))
         tmp.replace(out)
@@ -141,8 +145,17 @@ def serve(port: int) -> None:
 
     app = create_app()
     app.asgi_handler = asgi_wrapper(app.asgi_handler)
-    uvicorn.run(app, host="127.0.0.1", port=port, workers=1, loop="uvloop", http="httptools", access_log=False,
-                log_config=None, proxy_headers=False)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=port,
+        workers=1,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+    )
 
 
 if __name__ == "__main__":

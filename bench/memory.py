@@ -27,8 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import end_to_end, notify_accept, webhook_ingest  # noqa: E402
-from bench.common import (  # noqa: E402
+from bench import end_to_end, notify_accept, webhook_ingest
+from bench.common import (
     Mem,
     MemSampler,
     Stack,
@@ -40,13 +40,18 @@ from bench.common import (  # noqa: E402
     verdict,
     write_requests,
 )
+from bench.targets import TARGETS
 
-TARGETS_MB = {"api": 150.0, "worker": 250.0}
+TARGETS_MB = {"api": TARGETS["api_rss_mb"].bound, "worker": TARGETS["worker_rss_mb"].bound}
 
 
 def _mem(m: Mem) -> dict[str, float]:
-    return {"rss": round(m.rss_mib, 1), "pss": round(m.pss_mib, 1), "max_process": round(m.max_proc_mib, 1),
-            "processes": m.processes}
+    return {
+        "rss": round(m.rss_mib, 1),
+        "pss": round(m.pss_mib, 1),
+        "max_process": round(m.max_proc_mib, 1),
+        "processes": m.processes,
+    }
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -56,25 +61,49 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         time.sleep(5.0)
         sampler = MemSampler(groups, every=0.25)
         idle = sampler.sample()
-        log("[memory] idle: " + ", ".join(f"{k} RSS {m.rss_mib:.0f} / PSS {m.pss_mib:.0f} MiB ({m.processes} processes)"
-                                          for k, m in idle.items()))
+        log(
+            "[memory] idle: "
+            + ", ".join(
+                f"{k} RSS {m.rss_mib:.0f} / PSS {m.pss_mib:.0f} MiB ({m.processes} processes)" for k, m in idle.items()
+            )
+        )
         with sampler:
             hooks = stack.tmp / "callbacks.tsv"
-            n = write_requests(hooks, webhook_ingest.callback_rows(tenants[0], stack.api_url, int(args.duration * 4000)))
-            r1 = run_wrk(stack.api_url, hooks, n, per_request_headers=webhook_ingest.PER_REQUEST,
-                         static_headers=webhook_ingest.STATIC, seconds=args.duration, tmp=stack.tmp)
+            n = write_requests(
+                hooks, webhook_ingest.callback_rows(tenants[0], stack.api_url, int(args.duration * 4000))
+            )
+            r1 = run_wrk(
+                stack.api_url,
+                hooks,
+                n,
+                per_request_headers=webhook_ingest.PER_REQUEST,
+                static_headers=webhook_ingest.STATIC,
+                seconds=args.duration,
+                tmp=stack.tmp,
+            )
             log(f"[memory] status callbacks: {r1.rps:,.0f} req/s for {args.duration:g} s")
             posts = stack.tmp / "posts.tsv"
             n = write_requests(posts, notify_accept.notification_rows(int(args.duration * 4000)))
-            r2 = run_wrk(stack.api_url, posts, n, static_headers={**notify_accept.STATIC, **tenants[0].auth},
-                         seconds=args.duration, tmp=stack.tmp)
+            r2 = run_wrk(
+                stack.api_url,
+                posts,
+                n,
+                static_headers={**notify_accept.STATIC, **tenants[0].auth},
+                seconds=args.duration,
+                tmp=stack.tmp,
+            )
             log(f"[memory] POST /v1/notifications: {r2.rps:,.0f} req/s for {args.duration:g} s")
             flow = end_to_end.flow(stack, tenants, args.count, connections=32, max_wait=args.max_wait)
-            log(f"[memory] end to end: {flow['terminal']:,}/{flow['count']:,} terminal in {flow['seconds']:.0f} s "
-                f"(POST responses: {flow['load_statuses']})")
+            log(
+                f"[memory] end to end: {flow['terminal']:,}/{flow['count']:,} terminal in {flow['seconds']:.0f} s "
+                f"(POST responses: {flow['load_statuses']})"
+            )
         peaks = sampler.peaks
-    res = {"idle": {k: _mem(m) for k, m in idle.items()}, "loaded_peak": {k: _mem(m) for k, m in peaks.items()},
-           "targets_mb": TARGETS_MB}
+    res = {
+        "idle": {k: _mem(m) for k, m in idle.items()},
+        "loaded_peak": {k: _mem(m) for k, m in peaks.items()},
+        "targets_mb": TARGETS_MB,
+    }
     res["target_met"] = all(within(res, k, "rss") for k in TARGETS_MB)
     res["target_met_pss"] = all(within(res, k, "pss") for k in TARGETS_MB)
     report(res)
@@ -93,12 +122,29 @@ def report(res: dict[str, Any]) -> None:
     for k in ("api", "worker", "emulator"):
         i, p = res["idle"][k], res["loaded_peak"][k]
         target = TARGETS_MB.get(k)
-        verdicts = (f"<= {target:g} MB: RSS {verdict(within(res, k, 'rss'))}, PSS {verdict(within(res, k, 'pss'))}"
-                    if target else "(not ours)")
-        rows.append([k, p["processes"], f"{i['rss']:.0f}", f"{i['pss']:.0f}", f"{p['rss']:.0f}", f"{p['pss']:.0f}",
-                     f"{p['max_process']:.0f}", verdicts])
-    print(fmt_table(["group", "processes", "idle RSS", "idle PSS", "loaded RSS", "loaded PSS", "largest process",
-                     "target"], rows))
+        verdicts = (
+            f"<= {target:g} MB: RSS {verdict(within(res, k, 'rss'))}, PSS {verdict(within(res, k, 'pss'))}"
+            if target
+            else "(not ours)"
+        )
+        rows.append(
+            [
+                k,
+                p["processes"],
+                f"{i['rss']:.0f}",
+                f"{i['pss']:.0f}",
+                f"{p['rss']:.0f}",
+                f"{p['pss']:.0f}",
+                f"{p['max_process']:.0f}",
+                verdicts,
+            ]
+        )
+    print(
+        fmt_table(
+            ["group", "processes", "idle RSS", "idle PSS", "loaded RSS", "loaded PSS", "largest process", "target"],
+            rows,
+        )
+    )
     print(flush=True)
 
 

@@ -19,24 +19,26 @@ import secrets
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import sqlalchemy as sa  # noqa: E402
-from sqlalchemy.dialects.postgresql import JSONB  # noqa: E402
-from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine  # noqa: E402
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column  # noqa: E402
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from bench.common import BenchDatabase, fmt_table  # noqa: E402
+from bench.common import BenchDatabase, fmt_table
 
 DDL = """
 CREATE TABLE ev (id uuid PRIMARY KEY, tenant_id uuid NOT NULL, kind varchar(16) NOT NULL, dedupe_key varchar(200) NOT NULL,
                  payload jsonb NOT NULL, created_at timestamptz NOT NULL, UNIQUE (tenant_id, kind, dedupe_key));
 """
-PAYLOAD = {"form": [["AccountSid", "AC" + "a" * 32], ["MessageSid", "SM" + "b" * 32], ["MessageStatus", "delivered"]] * 4,
-           "query": [["n", str(uuid.uuid4())], ["a", str(uuid.uuid4())]]}
+PAYLOAD = {
+    "form": [["AccountSid", "AC" + "a" * 32], ["MessageSid", "SM" + "b" * 32], ["MessageStatus", "delivered"]] * 4,
+    "query": [["n", str(uuid.uuid4())], ["a", str(uuid.uuid4())]],
+}
 
 
 async def main_async(n: int, db: BenchDatabase) -> list[list[str]]:
@@ -58,7 +60,7 @@ async def main_async(n: int, db: BenchDatabase) -> list[list[str]]:
     tenant = uuid.uuid4()
     rows: list[list[str]] = []
 
-    async def timed(label: str, op, count: int = n) -> None:  # noqa: ANN001
+    async def timed(label: str, op, count: int = n) -> None:
         for i in range(50):  # warm caches (statement cache, prepared statements)
             await op(i, warm=True)
         c0, w0 = time.process_time(), time.perf_counter()
@@ -74,8 +76,15 @@ async def main_async(n: int, db: BenchDatabase) -> list[list[str]]:
     async def pg_insert(i: int, warm: bool = False) -> None:
         k = uuid.uuid4()
         keys.append(k)
-        await conn.execute("INSERT INTO ev (id, tenant_id, kind, dedupe_key, payload, created_at) VALUES ($1,$2,$3,$4,$5,$6)",
-                           k, tenant, "status", secrets.token_hex(8), json.dumps(PAYLOAD), datetime.now(timezone.utc))
+        await conn.execute(
+            "INSERT INTO ev (id, tenant_id, kind, dedupe_key, payload, created_at) VALUES ($1,$2,$3,$4,$5,$6)",
+            k,
+            tenant,
+            "status",
+            secrets.token_hex(8),
+            json.dumps(PAYLOAD),
+            datetime.now(UTC),
+        )
 
     async def pg_select(i: int, warm: bool = False) -> None:
         await conn.fetchrow("SELECT * FROM ev WHERE id = $1", keys[i % len(keys)])
@@ -94,10 +103,18 @@ async def main_async(n: int, db: BenchDatabase) -> list[list[str]]:
     maker = async_sessionmaker(engine, expire_on_commit=False)
 
     async with engine.connect() as c:
+
         async def core_insert(i: int, warm: bool = False) -> None:
-            await c.execute(sa.insert(table).values(id=uuid.uuid4(), tenant_id=tenant, kind="status",
-                                                    dedupe_key=secrets.token_hex(8), payload=PAYLOAD,
-                                                    created_at=datetime.now(timezone.utc)))
+            await c.execute(
+                sa.insert(table).values(
+                    id=uuid.uuid4(),
+                    tenant_id=tenant,
+                    kind="status",
+                    dedupe_key=secrets.token_hex(8),
+                    payload=PAYLOAD,
+                    created_at=datetime.now(UTC),
+                )
+            )
 
         async def core_select(i: int, warm: bool = False) -> None:
             (await c.execute(sa.select(table).where(table.c.id == keys[i % len(keys)]))).first()
@@ -108,8 +125,15 @@ async def main_async(n: int, db: BenchDatabase) -> list[list[str]]:
 
     async def orm_insert(i: int, warm: bool = False) -> None:
         async with maker() as s:
-            s.add(Ev(tenant_id=tenant, kind="status", dedupe_key=secrets.token_hex(8), payload=PAYLOAD,
-                     created_at=datetime.now(timezone.utc)))
+            s.add(
+                Ev(
+                    tenant_id=tenant,
+                    kind="status",
+                    dedupe_key=secrets.token_hex(8),
+                    payload=PAYLOAD,
+                    created_at=datetime.now(UTC),
+                )
+            )
             await s.commit()
 
     async def orm_select(i: int, warm: bool = False) -> None:
@@ -121,8 +145,15 @@ async def main_async(n: int, db: BenchDatabase) -> list[list[str]]:
         async with maker() as s:
             (await s.execute(sa.select(Ev).where(Ev.id == keys[i % len(keys)]))).scalar_one()
             async with s.begin_nested():
-                s.add(Ev(tenant_id=tenant, kind="status", dedupe_key=secrets.token_hex(8), payload=PAYLOAD,
-                         created_at=datetime.now(timezone.utc)))
+                s.add(
+                    Ev(
+                        tenant_id=tenant,
+                        kind="status",
+                        dedupe_key=secrets.token_hex(8),
+                        payload=PAYLOAD,
+                        created_at=datetime.now(UTC),
+                    )
+                )
                 await s.flush()
             await s.commit()
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import (  # noqa: E402
+from bench.common import (
     PY,
     Stack,
     group_pids,
@@ -90,7 +90,11 @@ def top_frames(collapsed: Path, n: int = 25) -> str:
         chains[" > ".join(f.split(" (")[0] for f in mine[-3:]) or "(outside notifygw code)"] += c
     if not total:
         return "(no samples)"
-    out = [f"{total} busy samples ({'holding the GIL' if GIL_ONLY else 'any thread not waiting'})", "", "self % by package (where the Python CPU time goes)"]
+    out = [
+        f"{total} busy samples ({'holding the GIL' if GIL_ONLY else 'any thread not waiting'})",
+        "",
+        "self % by package (where the Python CPU time goes)",
+    ]
     out += [f"{100 * c / total:6.1f}% | {f}" for f, c in packages.most_common(15)]
     out += ["", "self % by the innermost notifygw frames on the stack (what our code spends, libraries included)"]
     out += [f"{100 * c / total:6.1f}% | {f}" for f, c in chains.most_common(n)]
@@ -103,8 +107,17 @@ def top_frames(collapsed: Path, n: int = 25) -> str:
 
 GIL_ONLY = False
 # Leaves where a thread waits (py-spy's idle detection misses some): dropped from the figures.
-IDLE_LEAVES = ("Condition.wait", "Event.wait", "Queue.get", "Thread.join", "EpollSelector.select", "select.epoll",
-               "_worker (concurrent/futures/thread.py", "Lock.acquire", "sleep (")
+IDLE_LEAVES = (
+    "Condition.wait",
+    "Event.wait",
+    "Queue.get",
+    "Thread.join",
+    "EpollSelector.select",
+    "select.epoll",
+    "_worker (concurrent/futures/thread.py",
+    "Lock.acquire",
+    "sleep (",
+)
 
 
 def record(pid: int, seconds: float, out: Path, *, subprocesses: bool = False) -> subprocess.Popen:
@@ -123,9 +136,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--count", type=int, default=3000, help="notifications for `worker` (default 3000)")
     p.add_argument("--top", type=int, default=30)
     p.add_argument("--patches", help="profile the API with these bench/_patched.py what-if fixes applied")
-    p.add_argument("--gil", action="store_true",
-                   help="only samples holding the GIL (default: every thread not waiting, which also sees C code "
-                        "that releases the GIL, such as OpenSSL loading CA certificates)")
+    p.add_argument(
+        "--gil",
+        action="store_true",
+        help="only samples holding the GIL (default: every thread not waiting, which also sees C code "
+        "that releases the GIL, such as OpenSSL loading CA certificates)",
+    )
     p.add_argument("--out", type=Path, help="directory for the collapsed stacks (default: a temp dir, printed)")
     args = p.parse_args(argv)
     if not PY_SPY:
@@ -136,8 +152,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import end_to_end, notify_accept, webhook_ingest
 
-    patched = dict(api_cmd=[PY, str(Path(__file__).resolve().parent / "_patched.py"), "serve"],
-                   extra_env={"BENCH_PATCHES": args.patches}) if args.patches else {}
+    patched = (
+        dict(
+            api_cmd=[PY, str(Path(__file__).resolve().parent / "_patched.py"), "serve"],
+            extra_env={"BENCH_PATCHES": args.patches},
+        )
+        if args.patches
+        else {}
+    )
     with Stack(f"profile-{args.what}", worker=args.what == "worker", keep_logs=True, **patched) as stack:
         outdir = args.out or stack.tmp
         outdir.mkdir(parents=True, exist_ok=True)
@@ -151,13 +173,21 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 n = write_requests(data, notify_accept.notification_rows(int(args.seconds * 3000)))
                 headers, static = (), {**notify_accept.STATIC, **tenant.auth}
-            run_wrk(stack.api_url, data, n, per_request_headers=headers, static_headers=static, seconds=2,
-                    tmp=stack.tmp)  # warm-up
+            run_wrk(
+                stack.api_url, data, n, per_request_headers=headers, static_headers=static, seconds=2, tmp=stack.tmp
+            )  # warm-up
             out = outdir / f"{args.what}-api.collapsed"
             rec = record(api_pid, args.seconds, out)
             time.sleep(0.5)
-            r = run_wrk(stack.api_url, data, n, per_request_headers=headers, static_headers=static,
-                        seconds=args.seconds, tmp=stack.tmp)
+            r = run_wrk(
+                stack.api_url,
+                data,
+                n,
+                per_request_headers=headers,
+                static_headers=static,
+                seconds=args.seconds,
+                tmp=stack.tmp,
+            )
             rec.wait(timeout=args.seconds + 60)
             log(f"load during the recording: {r.rps:,.0f} req/s, p99 {r.p99_ms:.1f} ms, errors {r.errors}")
             print(f"\n# py-spy: API process under {args.what} load ({out})\n" + top_frames(out, args.top))
@@ -167,8 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             worker = stack.procs["worker"]
             kids = [pid for pid in group_pids(worker.pgid, zombies=False) if pid != worker.pgid]
             outs = {"api": outdir / "e2e-api.collapsed", "emulator": outdir / "e2e-emulator.collapsed"}
-            recs = [record(api_pid, args.seconds, outs["api"]),
-                    record(stack.procs["emulator"].pgid, args.seconds, outs["emulator"])]
+            recs = [
+                record(api_pid, args.seconds, outs["api"]),
+                record(stack.procs["emulator"].pgid, args.seconds, outs["emulator"]),
+            ]
             for k in kids:
                 outs[f"worker-{k}"] = outdir / f"e2e-worker-{k}.collapsed"
                 recs.append(record(k, args.seconds, outs[f"worker-{k}"]))

@@ -27,7 +27,7 @@ async def twilio_status(request: Request) -> Response[None]:
     if any(not form.get(name) for name in REQUIRED):
         return Response(content=None, status_code=400)
     # Read every field once, as a real handler would when it records the callback.
-    _ = {key: form.get(key) for key in form.keys()}
+    _ = {key: form.get(key) for key in form}
     return Response(content=None, status_code=204)
 
 

@@ -85,18 +85,41 @@ def serve(name: str, port: int, workers: int) -> None:
     if name == "uvicorn":
         import uvicorn
 
-        uvicorn.run(TARGET, factory=True, host="127.0.0.1", port=port, workers=workers, loop="uvloop",
-                    http="httptools", ws="none", lifespan="on", access_log=False, log_level="warning",
-                    app_dir=str(ROOT), timeout_graceful_shutdown=5)
+        uvicorn.run(
+            TARGET,
+            factory=True,
+            host="127.0.0.1",
+            port=port,
+            workers=workers,
+            loop="uvloop",
+            http="httptools",
+            ws="none",
+            lifespan="on",
+            access_log=False,
+            log_level="warning",
+            app_dir=str(ROOT),
+            timeout_graceful_shutdown=5,
+        )
     elif name == "granian":
         from granian import Granian
         from granian.constants import HTTPModes, Interfaces, Loops
         from granian.log import LogLevels
 
-        Granian(TARGET, address="127.0.0.1", port=port, interface=Interfaces.ASGI, workers=workers,
-                loop=Loops.uvloop, http=HTTPModes.http1, websockets=False, factory=True,
-                log_level=LogLevels.warning, log_access=False, working_dir=ROOT,
-                workers_kill_timeout=5).serve()
+        Granian(
+            TARGET,
+            address="127.0.0.1",
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=workers,
+            loop=Loops.uvloop,
+            http=HTTPModes.http1,
+            websockets=False,
+            factory=True,
+            log_level=LogLevels.warning,
+            log_access=False,
+            working_dir=ROOT,
+            workers_kill_timeout=5,
+        ).serve()
     else:
         raise SystemExit(f"unknown server {name!r}")
 
@@ -155,7 +178,10 @@ def start_server(name: str, workers: int, logdir: Path) -> tuple[subprocess.Pope
     with open(log, "wb") as fh:
         proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "_serve", name, str(port), str(workers)],
-            cwd=str(ROOT), stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+            cwd=str(ROOT),
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: the whole tree can be signalled
             preexec_fn=_pinned("server"),
         )
@@ -202,9 +228,8 @@ def _stat(pid: int) -> list[str] | None:
 def group_pids(pgid: int, include_zombies: bool = True) -> list[int]:
     pids = []
     for entry in os.listdir("/proc"):
-        if entry.isdigit() and (f := _stat(int(entry))) and int(f[2]) == pgid:
-            if include_zombies or f[0] != "Z":
-                pids.append(int(entry))
+        if entry.isdigit() and (f := _stat(int(entry))) and int(f[2]) == pgid and (include_zombies or f[0] != "Z"):
+            pids.append(int(entry))
     return pids
 
 
@@ -295,19 +320,34 @@ def write_lua(tmp: Path) -> Path:
 def run_load(tool: str, port: int, seconds: float, connections: int, threads: int, lua: Path) -> dict:
     url = f"http://127.0.0.1:{port}{PATH}"
     if tool == "wrk":
-        cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
-               "-s", str(lua), url]
+        cmd = [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(lua),
+            url,
+        ]
     else:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "_loadgen", str(port), str(seconds),
-               str(connections)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_pinned("load"))
+        cmd = [sys.executable, str(Path(__file__).resolve()), "_loadgen", str(port), str(seconds), str(connections)]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=_pinned("load"),
+    )
     _STARTED.append(proc)
     try:
         out, err = proc.communicate(timeout=seconds + 30)  # bounded even if the tool hangs
     except subprocess.TimeoutExpired:
         _kill_group(proc)
-        raise RuntimeError(f"{tool} did not finish within {seconds + 30:.0f} s")
+        raise RuntimeError(f"{tool} did not finish within {seconds + 30:.0f} s") from None
     finally:
         if proc in _STARTED:
             _STARTED.remove(proc)
@@ -345,7 +385,7 @@ def loadgen(port: int, seconds: float, connections: int) -> None:
                     await resp.read()
                     if resp.status >= 400:
                         errs["err_status"] += 1
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 errs["err_timeout"] += 1
                 continue
             except aiohttp.ClientError:
@@ -367,8 +407,15 @@ def loadgen(port: int, seconds: float, connections: int) -> None:
     def pct(p: float) -> int:
         return int(lat[min(len(lat) - 1, int(len(lat) * p / 100))] * 1e6) if lat else 0
 
-    res = {"requests": len(lat), "duration_us": int(took * 1e6), "p50_us": pct(50), "p90_us": pct(90),
-           "p99_us": pct(99), "max_us": int(lat[-1] * 1e6) if lat else 0, **errs}
+    res = {
+        "requests": len(lat),
+        "duration_us": int(took * 1e6),
+        "p50_us": pct(50),
+        "p90_us": pct(90),
+        "p99_us": pct(99),
+        "max_us": int(lat[-1] * 1e6) if lat else 0,
+        **errs,
+    }
     print("BENCH " + json.dumps(res), flush=True)
 
 
@@ -396,8 +443,7 @@ class Run:
     raw: dict = field(repr=False, default_factory=dict)
 
 
-def one_run(name: str, workers: int, rnd: int, args: argparse.Namespace, tool: str, lua: Path,
-            logdir: Path) -> Run:
+def one_run(name: str, workers: int, rnd: int, args: argparse.Namespace, tool: str, lua: Path, logdir: Path) -> Run:
     proc, port, log = start_server(name, workers, logdir)
     try:
         wait_ready(proc, port)
@@ -425,17 +471,32 @@ def one_run(name: str, workers: int, rnd: int, args: argparse.Namespace, tool: s
         raise
     took, clean, leftovers = stop_server(proc)
     secs = res["duration_us"] / 1e6
-    return Run(server=name, workers=workers, round=rnd, rps=res["rps"], p50_ms=res["p50_us"] / 1000,
-               p99_ms=res["p99_us"] / 1000, errors=res["errors"], cpu_pct=100 * cpu / secs,
-               cpu_us_per_req=1e6 * cpu / max(1, res["requests"]), rss_mib=rss, stop_s=took,
-               stop_clean=clean, leftovers=leftovers, raw=res,
-               cpu_split=[round(100 * c / secs) for c in per_proc if c > 0.01 * secs],
-               load_cpu_pct=100 * load_cpu / secs, other_cpu_pct=100 * other_cpu / secs)
+    return Run(
+        server=name,
+        workers=workers,
+        round=rnd,
+        rps=res["rps"],
+        p50_ms=res["p50_us"] / 1000,
+        p99_ms=res["p99_us"] / 1000,
+        errors=res["errors"],
+        cpu_pct=100 * cpu / secs,
+        cpu_us_per_req=1e6 * cpu / max(1, res["requests"]),
+        rss_mib=rss,
+        stop_s=took,
+        stop_clean=clean,
+        leftovers=leftovers,
+        raw=res,
+        cpu_split=[round(100 * c / secs) for c in per_proc if c > 0.01 * secs],
+        load_cpu_pct=100 * load_cpu / secs,
+        other_cpu_pct=100 * other_cpu / secs,
+    )
 
 
 def summarize(runs: list[Run], workers_list: list[int], servers: list[str]) -> str:
-    head = ("| server | workers | runs | req/s median | req/s min-max | p50 ms | p99 ms | p99 ms worst "
-            "| errors | server CPU % | CPU us/req | other CPU % | RSS MiB | SIGTERM->exit s |")
+    head = (
+        "| server | workers | runs | req/s median | req/s min-max | p50 ms | p99 ms | p99 ms worst "
+        "| errors | server CPU % | CPU us/req | other CPU % | RSS MiB | SIGTERM->exit s |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for w in workers_list:
         for s in servers:
@@ -455,8 +516,10 @@ def summarize(runs: list[Run], workers_list: list[int], servers: list[str]) -> s
             )
     busy = [r.other_cpu_pct for r in runs]
     if busy and statistics.median(busy) > 10:
-        lines.append(f"\nWARNING: other processes used at least a median {statistics.median(busy):.0f}% CPU during the "
-                     "measured runs; the absolute figures are noisy, compare ratios and CPU us/req.")
+        lines.append(
+            f"\nWARNING: other processes used at least a median {statistics.median(busy):.0f}% CPU during the "
+            "measured runs; the absolute figures are noisy, compare ratios and CPU us/req."
+        )
     return "\n".join(lines)
 
 
@@ -479,9 +542,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--servers", default=",".join(SERVERS), help="servers, comma-separated (default both)")
     p.add_argument("--loadgen", choices=("auto", "wrk", "aiohttp"), default="auto")
     p.add_argument("--max-seconds", type=float, default=900.0, help="stop starting runs after this (default 900)")
-    p.add_argument("--pin", action="store_true",
-                   help="pin the load generator to the last CPU and the server to the others, so every server "
-                        "gets the same CPU budget however many threads it runs")
+    p.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the load generator to the last CPU and the server to the others, so every server "
+        "gets the same CPU budget however many threads it runs",
+    )
     p.add_argument("--json", type=Path, help="also write every run to this JSON file")
     p.add_argument("--quick", action="store_true", help="smoke test: 2 s runs, 1 s warm-up, 1 round")
     args = p.parse_args(argv)
@@ -517,9 +583,11 @@ def main(argv: list[str] | None = None) -> int:
         wrk_v = (subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout or "").split("\n")[0]
     print(f"# {os.cpu_count()} CPUs, {platform.platform()}")
     print("# " + ", ".join(f"{k} {val}" for k, val in v.items()))
-    print(f"# load: {tool} {wrk_v.split(' [')[0]} | {args.connections} connections, {args.threads} thread(s), "
-          f"{args.warmup:g} s warm-up + {args.duration:g} s measured, {args.rounds} round(s), "
-          f"POST {PATH} with a {len(BODY)}-byte form ({len(FORM)} fields)")
+    print(
+        f"# load: {tool} {wrk_v.split(' [')[0]} | {args.connections} connections, {args.threads} thread(s), "
+        f"{args.warmup:g} s warm-up + {args.duration:g} s measured, {args.rounds} round(s), "
+        f"POST {PATH} with a {len(BODY)}-byte form ({len(FORM)} fields)"
+    )
     if args.pin:
         print(f"# pinned: server on CPUs {sorted(_CPUS['server'])}, load generator on CPUs {sorted(_CPUS['load'])}")
     print("# uvicorn: uvicorn.run(factory=True, loop=uvloop, http=httptools, ws=none, access_log=False)")
@@ -540,13 +608,16 @@ def main(argv: list[str] | None = None) -> int:
                             raise StopIteration
                         r = one_run(s, w, rnd + 1, args, tool, lua, tmp)
                         runs.append(r)
-                        print(f"{s:8s} workers={w} round={rnd + 1}: {r.rps:9,.0f} req/s  p50 {r.p50_ms:6.2f} ms  "
-                              f"p99 {r.p99_ms:6.2f} ms  errors {r.errors}  server CPU {r.cpu_pct:4.0f}% "
-                              f"({'+'.join(map(str, r.cpu_split)) or '0'})  "
-                              f"{r.cpu_us_per_req:4.0f} us/req  RSS {r.rss_mib:4.0f} MiB  "
-                              f"{tool} CPU {r.load_cpu_pct:3.0f}%  other CPU {r.other_cpu_pct:3.0f}%  "
-                              f"SIGTERM->exit {r.stop_s:.2f} s{'' if r.stop_clean else ' (KILLED)'}"
-                              f"{f' ({r.leftovers} left behind)' if r.leftovers else ''}", flush=True)
+                        print(
+                            f"{s:8s} workers={w} round={rnd + 1}: {r.rps:9,.0f} req/s  p50 {r.p50_ms:6.2f} ms  "
+                            f"p99 {r.p99_ms:6.2f} ms  errors {r.errors}  server CPU {r.cpu_pct:4.0f}% "
+                            f"({'+'.join(map(str, r.cpu_split)) or '0'})  "
+                            f"{r.cpu_us_per_req:4.0f} us/req  RSS {r.rss_mib:4.0f} MiB  "
+                            f"{tool} CPU {r.load_cpu_pct:3.0f}%  other CPU {r.other_cpu_pct:3.0f}%  "
+                            f"SIGTERM->exit {r.stop_s:.2f} s{'' if r.stop_clean else ' (KILLED)'}"
+                            f"{f' ({r.leftovers} left behind)' if r.leftovers else ''}",
+                            flush=True,
+                        )
         except StopIteration:
             pass
         finally:
