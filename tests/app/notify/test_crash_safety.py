@@ -98,7 +98,9 @@ async def test_workers_killed_mid_send_lose_nothing_and_flag_duplicates(
     monkeypatch.setattr(outbox, "SWEEP_AFTER", timedelta(0))
     monkeypatch.setattr(maintenance, "SENDING_GRACE", timedelta(0))
     t = await wired_tenant(client, emulator, gateway)
-    emulator.configure(response_latency_seconds=0.3)
+    # Slow enough that sends started before a kill are still in Twilio's hands when it lands: at 0.3 s a
+    # fast machine had finished every send by then (and the test failed its own precondition).
+    emulator.configure(response_latency_seconds=1.5)
     worker.pause()  # the subprocess workers do the sending
     log = open(tmp_path / "worker.log", "wb")
     stuck_at_kills = 0
