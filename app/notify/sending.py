@@ -279,7 +279,8 @@ def _accepted(n: Notification, attempt: Attempt, result: SendResult) -> None:
     attempt.provider_request_id = result.request_id or attempt.provider_request_id
     if attempt.status in ("sending", "unknown"):  # unknown: the sweep took it for lost while Twilio was slow
         attempt.status = result.status or "queued"
-    attempt.error_class = attempt.error_code = attempt.error_message = attempt.error_more_info = None
+        # A retried try's earlier error is cleared; a callback's failure that got here first is kept.
+        attempt.error_class = attempt.error_code = attempt.error_message = attempt.error_more_info = None
     pipeline.sync_status(n, attempt)
 
 

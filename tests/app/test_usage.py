@@ -139,6 +139,21 @@ async def test_attempts_show_the_request_id_and_the_full_error(client, emulator,
     assert later["provider_request_id"] == emulator.message(later["provider_message_id"])["request_id"]
 
 
+async def test_a_failure_callback_ahead_of_the_201_keeps_its_error(client, emulator, gateway):
+    """The emulator runs the lifecycle before it answers: the failed callback is applied while the send is
+    still waiting, and recording the late 201 must not wipe the error the callback set."""
+    t = await wired_tenant(client, emulator, gateway)
+    emulator.configure(response_latency_seconds=1.0)
+    failed_later = await notify(client, t, to={"phone": FAILS_LATER})
+    await settle(emulator)
+
+    body = await read(client, t, failed_later)
+    (later,) = body["attempts"]
+    assert later["status"] == "failed" and body["status"] == "failed"
+    assert later["error_code"] == "63016" and later["error_class"] == "window_closed"
+    assert later["provider_request_id"] == emulator.message(later["provider_message_id"])["request_id"]
+
+
 def test_categories_and_countries() -> None:
     assert usage.category_for("template", {"content_sid": "HX" + "0" * 32, "category": "marketing"}) == "MARKETING"
     synced = {"content_sid": "HX" + "0" * 32, "approval": {"approval_status": "approved", "category": "UTILITY"}}
