@@ -35,7 +35,7 @@ from app.notify import pipeline
 from app.notify.models import Attempt, Notification, WhatsAppConversation, WhatsAppSenderLimit
 from app.outbox import service as outbox
 from channels.base import FailureClass
-from tenants.contacts import service as contacts
+from tenants.contacts.models import ConversationWindow
 from tenants.contacts.service import WINDOW
 from tenants.routing.schemas import TIERS, RoutingPolicyDoc
 from tenants.routing.service import get_policy
@@ -128,9 +128,46 @@ async def senders_state(
     return states
 
 
-async def _opened_at(session: AsyncSession, n: Notification, sender: str) -> datetime | None:
-    row = await repository(session, n.tenant_id, WhatsAppConversation).one_by(sender=sender, contact_id=n.contact_id)
-    return row.opened_at if row else None
+@dataclass(frozen=True)
+class _SenderView:
+    """What `admit` reads of one sender and contact, in one statement under the sender's lock."""
+
+    last_inbound: datetime | None  # the contact's latest inbound (the window) to this sender, or to any via MG
+    opened_at: datetime | None  # the contact's conversation with this sender, if any
+    lowered: WhatsAppSenderLimit | None  # a lower tier a 63018 taught us (only its tier columns are read)
+    distinct_24h: int
+
+
+async def _sender_view(session: AsyncSession, n: Notification, attempt: Attempt, now: datetime) -> _SenderView:
+    sender, window_sender = attempt.sender or "", _window_sender(attempt)
+    conversations = owned_by(WhatsAppConversation, n.tenant_id), WhatsAppConversation.sender == sender
+    window = select(func.max(ConversationWindow.last_inbound_at)).where(
+        owned_by(ConversationWindow, n.tenant_id), ConversationWindow.contact_id == n.contact_id
+    )
+    if window_sender:
+        window = window.where(ConversationWindow.sender == window_sender)
+    limit = select(WhatsAppSenderLimit).where(
+        owned_by(WhatsAppSenderLimit, n.tenant_id), WhatsAppSenderLimit.sender == sender
+    )
+    row = (
+        await session.execute(
+            select(
+                window.scalar_subquery(),
+                select(WhatsAppConversation.opened_at)
+                .where(*conversations, WhatsAppConversation.contact_id == n.contact_id)
+                .scalar_subquery(),
+                limit.with_only_columns(WhatsAppSenderLimit.configured_tier).scalar_subquery(),
+                limit.with_only_columns(WhatsAppSenderLimit.assumed_tier).scalar_subquery(),
+                select(func.count())
+                .select_from(WhatsAppConversation)
+                .where(*conversations, WhatsAppConversation.opened_at > now - DAY)
+                .scalar_subquery(),
+            )
+        )
+    ).one()
+    last, opened, configured, assumed, count = row
+    lowered = None if assumed is None else WhatsAppSenderLimit(configured_tier=configured, assumed_tier=assumed)
+    return _SenderView(last, opened, lowered, int(count))
 
 
 async def _lock_sender(session: AsyncSession, tenant_id: uuid.UUID, sender: str) -> None:
@@ -152,30 +189,34 @@ def counts(attempt: Attempt) -> bool:
 
 
 async def admit(session: AsyncSession, n: Notification, attempt: Attempt) -> bool:
-    """True to send now (the conversation counted when it opens one); False when held or sent by email."""
+    """True to send now (the conversation counted when it opens one); False when held or sent by email.
+    Three statements: the sender's lock, one read of the window, the conversation, the lowered tier and the
+    24 h count, and the upsert that opens the conversation."""
     if not counts(attempt) or not attempt.sender:
         return True
     sender, now = attempt.sender, utcnow()
-    last = await contacts.last_inbound(session, n.tenant_id, n.contact_id, _window_sender(attempt))
-    if last is not None and now - last < WINDOW:
-        return True  # inside the customer-care window: not business-initiated
-    opened = await _opened_at(session, n, sender)
-    if opened is not None and now - opened < DAY:
+    with session.no_autoflush:  # the attempt's pending fields go in the `sending` UPDATE, not one of their own
+        await _lock_sender(session, n.tenant_id, sender)
+        seen = await _sender_view(session, n, attempt, now)
+    if seen.last_inbound is not None and now - seen.last_inbound < WINDOW:
+        return True  # inside the customer-care window (opened since routing): not business-initiated
+    if seen.opened_at is not None and now - seen.opened_at < DAY:
         pipeline.decide(session, n, STEP, "already_open", f"already in {sender}'s 24 h set: no new conversation")
         return True
     policy = await get_policy(session, n.tenant_id)
-    tier = await effective_tier(session, n.tenant_id, policy, sender)
+    tier = _in_force(configured_tier(policy, sender), seen.lowered)
     if tier is None:
         await _open(session, n, sender, now)
         pipeline.decide(session, n, STEP, "opens", f"{sender}: unlimited tier")
         return True
-    await _lock_sender(session, n.tenant_id, sender)
-    count = await distinct_24h(session, n.tenant_id, sender, now)
-    if count < tier:
+    if seen.distinct_24h < tier:
         await _open(session, n, sender, now)
-        pipeline.decide(session, n, STEP, "opens", f"conversation {count + 1} of {tier} for {sender} in 24 h")
+        pipeline.decide(
+            session, n, STEP, "opens", f"conversation {seen.distinct_24h + 1} of {tier} for {sender} in 24 h"
+        )
         return True
-    await _at_cap(session, n, attempt, policy, f"{count} of {tier} distinct people in 24 h for {sender}", now)
+    detail = f"{seen.distinct_24h} of {tier} distinct people in 24 h for {sender}"
+    await _at_cap(session, n, attempt, policy, detail, now)
     return False
 
 
@@ -183,9 +224,10 @@ async def _open(session: AsyncSession, n: Notification, sender: str, now: dateti
     stmt = insert_on_conflict(session, _CONVERSATIONS).values(
         id=uuid.uuid4(), tenant_id=n.tenant_id, sender=sender, contact_id=n.contact_id, opened_at=now, created_at=now
     )
-    await session.execute(
-        stmt.on_conflict_do_update(index_elements=["tenant_id", "sender", "contact_id"], set_={"opened_at": now})
-    )
+    with session.no_autoflush:
+        await session.execute(
+            stmt.on_conflict_do_update(index_elements=["tenant_id", "sender", "contact_id"], set_={"opened_at": now})
+        )
 
 
 async def _at_cap(
