@@ -46,15 +46,20 @@ def _same_tenant() -> ColumnElement[bool]:
 async def notification_job(
     session: AsyncSession, kind: str, notification_id: uuid.UUID
 ) -> tuple[Notification, str] | None:
-    """(notification, its tenant's status) for a routing job; None when it is gone or not that tenant's."""
+    """(notification, its tenant's status) for a routing job, the notification locked in the same
+    statement; None when it is gone or not that tenant's."""
     row = (
         await session.execute(
             select(Notification, Tenant.status)
             .join(Tenant, Tenant.id == Notification.tenant_id)
             .where(Notification.id == notification_id, Notification.tenant_id == _job_tenant(notification_id, [kind]))
+            .with_for_update(of=Notification)
         )
     ).one_or_none()
-    return None if row is None else (row[0], row[1])
+    if row is None:
+        return None
+    pipeline.remember_locked(session, row[0])
+    return row[0], row[1]
 
 
 async def attempt_job(
@@ -62,18 +67,21 @@ async def attempt_job(
 ) -> tuple[Notification, Attempt, str] | None:
     """(notification, attempt, the tenant's status) for a send or check job, read in one query, with
     both rows locked (pipeline.lock's order); None when gone or not the job's tenant's."""
+    # FOR UPDATE OF takes the row locks in the order it names them: the notification first, as pipeline.lock.
     row = (
         await session.execute(
-            select(Attempt, Notification, Tenant.status)
-            .join(Notification, _same_tenant())
+            select(Notification, Attempt, Tenant.status)
+            .select_from(Notification)
+            .join(Attempt, _same_tenant())
             .join(Tenant, Tenant.id == Attempt.tenant_id)
             .where(Attempt.id == attempt_id, Attempt.tenant_id == _job_tenant(attempt_id, [kind]))
+            .with_for_update(of=[Notification, Attempt])
         )
     ).one_or_none()
     if row is None:
         return None
-    attempt, n, tenant_status = row
-    await pipeline.lock(session, n, attempt)
+    n, attempt, tenant_status = row
+    pipeline.remember_locked(session, n)
     return n, attempt, tenant_status
 
 
@@ -154,18 +162,29 @@ async def find_attempt(
     """The tenant's attempt a provider event names, with its notification: by our attempt id when the
     event carries it, else by the provider's message id. With `same_message`, an attempt found by id
     counts only while it has no provider id yet or this one (Twilio: a resent copy's SID is another
-    message, not this attempt's)."""
-    base = select(Attempt, Notification).join(Notification, _same_tenant()).where(Attempt.tenant_id == tenant_id)
+    message, not this attempt's). Both rows come locked (pipeline.lock's order), read in the same statement:
+    the event applying them changes them, or records an event that references the attempt."""
+    base = (
+        select(Notification, Attempt)
+        .select_from(Notification)
+        .join(Attempt, _same_tenant())
+        .where(Attempt.tenant_id == tenant_id)
+        .with_for_update(of=[Notification, Attempt])
+    )
+    found: Any = None
     ref = _as_uuid(attempt_ref)
     if ref is not None:
         by_id = (await session.execute(base.where(Attempt.id == ref))).one_or_none()
-        if by_id is not None and (not same_message or by_id[0].provider_message_id in (None, provider_id)):
-            return by_id[0], by_id[1]
-    if not provider_id:
+        if by_id is not None and (not same_message or by_id[1].provider_message_id in (None, provider_id)):
+            found = by_id
+    if found is None and provider_id:
+        stmt = base.where(Attempt.provider == provider, Attempt.provider_message_id == provider_id)
+        found = (await session.execute(stmt)).one_or_none()
+    if found is None:
         return None
-    stmt = base.where(Attempt.provider == provider, Attempt.provider_message_id == provider_id)
-    row = (await session.execute(stmt)).one_or_none()
-    return None if row is None else (row[0], row[1])
+    n, attempt = found
+    pipeline.remember_locked(session, n)
+    return attempt, n
 
 
 async def taken_message_ids(session: AsyncSession, tenant_id: uuid.UUID, provider: str, ids: list[str]) -> set[str]:

@@ -57,10 +57,22 @@ TWILIO_ACCEPTS_BSUID_TO = False
 async def lock(session: AsyncSession, n: Notification, attempt: Attempt | None = None) -> None:
     """Re-read and lock the rows a job is about to change (notification first, then attempt, always
     in that order): the send job, status callbacks and the fallback can touch them at once."""
-    await session.refresh(n, with_for_update=True)
-    if attempt is not None:
-        await session.refresh(attempt, with_for_update=True)
-    # Remember the status as locked, so the job can tell tenant apps what changed (publish_updates).
+    if attempt is None:
+        await session.refresh(n, with_for_update=True)
+    else:  # one statement: PostgreSQL locks a join's rows in FROM order, so the order holds
+        both = (
+            select(Notification, Attempt)
+            .where(Notification.id == n.id, Attempt.id == attempt.id, Attempt.notification_id == Notification.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        (await session.execute(both)).one()
+    remember_locked(session, n)
+
+
+def remember_locked(session: AsyncSession, n: Notification) -> None:
+    """Remember the status as locked, so the job can tell tenant apps what changed (publish_updates).
+    Called by `lock`, and by a job's loader that read the rows with their locks in one statement."""
     session.info.setdefault("notification_status_at_lock", {}).setdefault(n.id, (n, n.status))
 
 
@@ -161,10 +173,12 @@ class _Lookups:
 _UNREAD = object()
 
 
-async def route(session: AsyncSession, n: Notification) -> bool:
+async def route(session: AsyncSession, n: Notification, *, locked: bool = False) -> bool:
     """Route an accepted notification. False when it is held for later (quiet hours): its route job is
-    rescheduled to then, and must not be marked done. The held job routes it again from the start."""
-    await lock(session, n)
+    rescheduled to then, and must not be marked done. The held job routes it again from the start.
+    `locked`: the caller read the notification with its lock in this transaction (the route job)."""
+    if not locked:
+        await lock(session, n)
     if n.status != "accepted":
         return True  # already routed: a re-delivered job changes nothing
     policy = await get_policy(session, n.tenant_id)

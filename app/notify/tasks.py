@@ -61,7 +61,7 @@ async def _run_job(
 
 async def _route(session: AsyncSession, n: Notification, _: None) -> bool:
     # False: held for quiet hours, the route job rescheduled itself (its outbox row stays pending).
-    return await pipeline.route(session, n)
+    return await pipeline.route(session, n, locked=True)  # notification_job took the lock
 
 
 async def _send(session: AsyncSession, n: Notification, attempt: Attempt) -> bool:

@@ -127,8 +127,8 @@ async def _status(session: AsyncSession, event: RawEvent) -> None:
     )
     if found is None:  # sent from the console, or by another system: kept, not an error
         event.orphan = True
-    # Statuses only move forward, so what cannot advance the status read here cannot advance a newer one
-    # either: recorded in the timeline without taking the locks (the `queued` echo of every send).
+    # Statuses only move forward, and the rows were read with their locks: what cannot advance the status
+    # is recorded in the timeline and nothing else (the `queued` echo of every send).
     if found is None or (found[0].provider_message_id is not None and not advances(found[0].status, status)):
         session.add(
             ProviderEvent(
@@ -143,7 +143,6 @@ async def _status(session: AsyncSession, event: RawEvent) -> None:
         )
         return
     attempt, n = found
-    await pipeline.lock(session, n, attempt)
     if attempt.provider_message_id is None:
         # The worker died after Twilio accepted the message: the callback carries our attempt id and links the SID.
         if attempt.status == "unknown":
@@ -350,8 +349,6 @@ async def _sendgrid(session: AsyncSession, event: RawEvent) -> None:
         provider_id=message_id if fits(message_id, Attempt.provider_message_id) else None,
     )
     status = SENDGRID_STATUS.get(kind)
-    if found is not None:
-        await pipeline.lock(session, found[1], found[0])  # before any insert that references the attempt
     provider_event = ProviderEvent(
         tenant_id=event.tenant_id,
         attempt_id=found[0].id if found else None,
