@@ -714,8 +714,13 @@ class Stack:
                 api.put(
                     "/v1/routing",
                     headers=auth,
-                    json={"require_whatsapp_opt_in": False}
-                    | ({"whatsapp": {"sender_rate_per_second": sender_rate}} if sender_rate is not None else {}),
+                    # Unlimited tier: a bench sends to thousands of new people per sender, past the default
+                    # 250 a day (docs/tiers.md), and would measure the cap instead of the pipeline.
+                    json={
+                        "require_whatsapp_opt_in": False,
+                        "whatsapp": {"limits": {"default_tier": "unlimited"}}
+                        | ({"sender_rate_per_second": sender_rate} if sender_rate is not None else {}),
+                    },
                 )
             )
         # The auth token must be sealed at rest, as in production.
