@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,15 +59,18 @@ async def lock(session: AsyncSession, n: Notification, attempt: Attempt | None =
     in that order): the send job, status callbacks and the fallback can touch them at once."""
     if attempt is None:
         await session.refresh(n, with_for_update=True)
-    else:  # one statement: PostgreSQL locks a join's rows in FROM order, so the order holds
-        both = (
-            select(Notification, Attempt)
-            .where(Notification.id == n.id, Attempt.id == attempt.id, Attempt.notification_id == Notification.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        (await session.execute(both)).one()
+    else:
+        (await session.execute(_LOCK_BOTH, {"n": n.id, "a": attempt.id})).one()
     remember_locked(session, n)
+
+
+# One statement, built once: FOR UPDATE OF takes the locks in the order it names them.
+_LOCK_BOTH = (
+    select(Notification, Attempt)
+    .where(Notification.id == bindparam("n"), Attempt.id == bindparam("a"), Attempt.notification_id == Notification.id)
+    .with_for_update(of=[Notification, Attempt])
+    .execution_options(populate_existing=True)
+)
 
 
 def remember_locked(session: AsyncSession, n: Notification) -> None:

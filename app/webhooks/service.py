@@ -7,10 +7,11 @@ already applied.
 from __future__ import annotations
 
 import contextlib
+import functools
 import uuid
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import utcnow
@@ -61,25 +62,32 @@ async def claim_and_complete(session: AsyncSession, kind: str, event_id: uuid.UU
         event = await claim(session, event_id)
         await outbox.complete(session, kind, event_id)
         return event, event is not None and await _already_applied(session, event)
-    marker = (
-        select(ProviderEvent.id)
-        .where(owned_by(ProviderEvent, RawEvent.tenant_id), ProviderEvent.raw_event_id == RawEvent.id)
-        .exists()
-    )
-    stmt = (
-        update(RawEvent)
-        .where(RawEvent.id == event_id, RawEvent.processed_at.is_(None))
-        .values(processed_at=utcnow())
-        .returning(RawEvent, marker.label("applied"))
-        .add_cte(outbox.completion(kind, event_id))
-    )
-    row = (await session.execute(stmt)).one_or_none()
+    row = (await session.execute(_claim_statement(kind), {"claimed_event": event_id, "claimed_at": utcnow()})).one_or_none()
     if row is None:
         return None, False
     event, applied = row
     if event.kind == "inbound":
         applied = await _already_applied(session, event)
     return event, bool(applied)
+
+
+@functools.cache
+def _claim_statement(kind: str) -> Any:
+    """claim_and_complete's statement for one job kind, built once (app/notify/lookups.py says why)."""
+    event: Any = bindparam("claimed_event")
+    now: Any = bindparam("claimed_at")
+    marker = (
+        select(ProviderEvent.id)
+        .where(owned_by(ProviderEvent, RawEvent.tenant_id), ProviderEvent.raw_event_id == RawEvent.id)
+        .exists()
+    )
+    return (
+        update(RawEvent)
+        .where(RawEvent.id == event, RawEvent.processed_at.is_(None))
+        .values(processed_at=now)
+        .returning(RawEvent, marker.label("applied"))
+        .add_cte(outbox.completion(kind, event, now))
+    )
 
 
 async def process(session: AsyncSession, event: RawEvent) -> None:
