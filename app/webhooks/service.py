@@ -62,7 +62,9 @@ async def claim_and_complete(session: AsyncSession, kind: str, event_id: uuid.UU
         event = await claim(session, event_id)
         await outbox.complete(session, kind, event_id)
         return event, event is not None and await _already_applied(session, event)
-    row = (await session.execute(_claim_statement(kind), {"claimed_event": event_id, "claimed_at": utcnow()})).one_or_none()
+    row = (
+        await session.execute(_claim_statement(kind), {"claimed_event": event_id, "claimed_at": utcnow()})
+    ).one_or_none()
     if row is None:
         return None, False
     event, applied = row
