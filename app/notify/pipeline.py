@@ -23,8 +23,8 @@ from app.core.db import utcnow
 from app.core.uow import unit_of
 from app.metrics import registry as metrics
 from app.notify import sensitive
+from app.notify.kinds import ROUTE
 from app.notify.models import Attempt, Decision, Notification
-from app.notify.service import ROUTE
 from app.notify.status import notification_status
 from app.outbox import service as outbox
 from channels.base import FailureClass

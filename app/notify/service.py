@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.core.db import table_of, utcnow
 from app.core.errors import ValidationFailed
 from app.notify import sensitive
+from app.notify.kinds import ROUTE
 from app.notify.models import Notification
 from app.notify.schemas import NotificationIn
 from app.outbox import service as outbox
@@ -27,7 +28,6 @@ from tenants.templates import service as templates
 from tenants.templates.rendering import required_variables, resolve_locale
 
 MAX_METADATA_BYTES = 4096
-ROUTE = "notification.route"
 
 
 def _check_shape(data: NotificationIn) -> None:

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.notify import ambiguity, lookups, pipeline, sending
+from app.notify.kinds import ROUTE
 from app.notify.models import Attempt, Notification
-from app.notify.service import ROUTE
 from app.outbox import service as outbox
 
 ATTEMPT_KINDS = (pipeline.SEND_WHATSAPP, pipeline.SEND_EMAIL, ambiguity.CHECK_WHATSAPP)
