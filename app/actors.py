@@ -13,7 +13,7 @@ from __future__ import annotations
 from app.core.queue import Actor
 from app.endpoints.tasks import deliver_webhook
 from app.notify.tasks import check_whatsapp, route_notification, send_email, send_whatsapp
-from app.webhooks.tasks import process_event
+from app.webhooks.tasks import drain_events, process_event
 
 ACTORS: list[Actor] = [
     route_notification,  # notification.route, queue notifications
@@ -21,5 +21,6 @@ ACTORS: list[Actor] = [
     send_email,  # attempt.send_email, queue email
     check_whatsapp,  # attempt.check_whatsapp, queue whatsapp
     process_event,  # event.process, queue webhooks
+    drain_events,  # nudge: a batch of event.process, queue webhooks
     deliver_webhook,  # webhook.deliver, queue endpoint_deliveries
 ]

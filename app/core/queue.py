@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -249,12 +250,22 @@ def declared() -> tuple[Actor, ...]:
     return _declared
 
 
+def declared_named(name: str) -> Actor:
+    """The declared actor called `name`: how a module reaches an actor it cannot import (a cycle)."""
+    for actor in _declared:
+        if actor.actor_name == name:
+            return actor
+    raise NotDeclared(f"actor {name!r} is not declared: add it to ACTORS in app/actors.py")
+
+
 @dataclass(frozen=True)
 class PendingJob:
     actor: dramatiq.Actor[Any, Any]
     args: tuple[Any, ...]
     delay_ms: int | None
     tenant_id: uuid.UUID | None = None  # picks the lane; None for the actor's own queue
+    # A nudge: one sent stands for every identical one submitted around the same time (BackgroundSender).
+    coalesce: bool = False
 
     def send(self) -> bool:
         """After commit. To Redis from the background sender when called on an event loop (the API's
@@ -280,9 +291,14 @@ class BackgroundSender:
     sends it back to back. Nothing here re-implements Dramatiq's protocol. A job it cannot send is
     logged by `send_now` and left to the outbox sweeper, as before; one still queued when the
     process dies is found by the sweeper too (Redis is disposable, the outbox row is the record).
-    At exit, and when the API shuts down, `drain` gives the queue a few seconds to empty."""
+    At exit, and when the API shuts down, `drain` gives the queue a few seconds to empty.
+
+    A nudge (`coalesce`) says only "there is work": the sender waits COALESCE_SECONDS for the rest of
+    the burst, then sends one of each identical nudge. Every stored callback nudges the drain; at 300
+    callbacks a second this sends a few dozen messages instead of 300, and each drain takes a batch."""
 
     MAX_PENDING = 10_000
+    COALESCE_SECONDS = 0.02
 
     def __init__(self) -> None:
         self._jobs: SimpleQueue[PendingJob] = SimpleQueue()
@@ -318,17 +334,28 @@ class BackgroundSender:
         jobs = self._jobs
         while True:
             batch = [jobs.get()]
-            while True:
-                try:
-                    batch.append(jobs.get_nowait())
-                except Empty:
-                    break
+            self._take_waiting(batch)
+            if any(job.coalesce for job in batch):
+                time.sleep(self.COALESCE_SECONDS)
+                self._take_waiting(batch)
+            sent: set[tuple[str, tuple[Any, ...], uuid.UUID | None]] = set()
             for job in batch:
+                key = (job.actor.actor_name, job.args, job.tenant_id)
+                if job.coalesce and key in sent:
+                    continue
+                sent.add(key)
                 send_now(job)  # never raises
             with self._idle:
                 self._pending -= len(batch)
                 if self._pending <= 0:
                     self._idle.notify_all()
+
+    def _take_waiting(self, batch: list[PendingJob]) -> None:
+        while True:
+            try:
+                batch.append(self._jobs.get_nowait())
+            except Empty:
+                return
 
     def drain(self, timeout: float = 5.0) -> bool:
         """Wait until every submitted job has been handed to the broker (or failed); False on timeout."""
@@ -348,12 +375,14 @@ def defer(
     *args: Any,
     delay_ms: int | None = None,
     tenant_id: uuid.UUID | None = None,
+    coalesce: bool = False,
 ) -> None:
-    """Buffer a job on the unit of work; it is sent after commit and dropped on rollback."""
+    """Buffer a job on the unit of work; it is sent after commit and dropped on rollback. `coalesce`
+    marks a nudge (BackgroundSender)."""
     for arg in args:
         if not isinstance(arg, (str, int, float, bool, type(None))):
             raise TypeError(f"jobs carry ids only, got {type(arg).__name__}")
-    unit_of(session).send_after_commit(PendingJob(actor.bound(), args, delay_ms, tenant_id))
+    unit_of(session).send_after_commit(PendingJob(actor.bound(), args, delay_ms, tenant_id, coalesce))
 
 
 def send_now(job: PendingJob) -> bool:

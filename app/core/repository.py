@@ -21,7 +21,9 @@ from app.core.errors import NotFound
 M = TypeVar("M", bound=Base)
 
 
-def owned_by(model: Any, tenant_id: uuid.UUID | QueryableAttribute[uuid.UUID]) -> ColumnElement[bool]:
+def owned_by(
+    model: Any, tenant_id: uuid.UUID | ColumnElement[uuid.UUID] | QueryableAttribute[uuid.UUID]
+) -> ColumnElement[bool]:
     """`model.tenant_id == tenant_id`, written once (tests/meta/test_tenant_scoping.py). The tenant may be
     another table's column, in a correlated subquery: the same tenant as the row it is read for."""
     return model.tenant_id == tenant_id  # type: ignore[no-any-return]

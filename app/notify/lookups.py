@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, select
+from sqlalchemy import ColumnElement, bindparam, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.notify import pipeline
@@ -200,6 +200,40 @@ async def find_attempt(
     n, attempt = found
     pipeline.remember_locked(session, n)
     return attempt, n
+
+
+async def attempts_named(
+    session: AsyncSession,
+    provider: str,
+    by_id: Iterable[tuple[uuid.UUID, uuid.UUID]],
+    by_provider_id: Iterable[tuple[uuid.UUID, str]],
+) -> list[tuple[Notification, Attempt]]:
+    """Every attempt a batch of provider events may name, in one query: by (tenant, our attempt id) and
+    by (tenant, the provider's message id), each pair of the event's own tenant. Both rows come locked,
+    taken in notification order, so concurrent drains wait for each other instead of deadlocking. The
+    caller picks each event's attempt among them with find_attempt's rules."""
+    ids, provider_ids = list(set(by_id)), list(set(by_provider_id))
+    named: list[ColumnElement[bool]] = []
+    if ids:
+        named.append(tuple_(Attempt.tenant_id, Attempt.id).in_(ids))
+    if provider_ids:
+        named.append(
+            (Attempt.provider == provider) & tuple_(Attempt.tenant_id, Attempt.provider_message_id).in_(provider_ids)
+        )
+    if not named:
+        return []
+    rows = await session.execute(
+        select(Notification, Attempt)
+        .select_from(Notification)
+        .join(Attempt, _same_tenant())
+        .where(or_(*named))
+        .order_by(Notification.id)
+        .with_for_update(of=[Notification, Attempt])
+    )
+    found = [(n, attempt) for n, attempt in rows]
+    for n, _ in found:
+        pipeline.remember_locked(session, n)
+    return found
 
 
 async def taken_message_ids(session: AsyncSession, tenant_id: uuid.UUID, provider: str, ids: list[str]) -> set[str]:

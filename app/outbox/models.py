@@ -24,6 +24,15 @@ class OutboxItem(TenantOwned, Base):
     __table_args__ = (
         sa.Index("ix_outbox_pending", "state", "available_at"),
         sa.UniqueConstraint("kind", "ref_id"),
+        # The webhook drain's claim: each tenant's oldest waiting events (app/webhooks/drain.py).
+        sa.Index(
+            "ix_outbox_pending_by_tenant",
+            "kind",
+            "tenant_id",
+            "available_at",
+            postgresql_where=sa.text("state = 'pending'"),
+            sqlite_where=sa.text("state = 'pending'"),
+        ),
         sa.Index(
             "ix_outbox_dead",
             "dead_at",

@@ -122,6 +122,7 @@ async def enqueue_new(
     along: tuple[Table, dict[str, Any]] | None = None,
     along_unless: list[str] | None = None,
     now: datetime | None = None,
+    job: bool = True,
 ) -> bool:
     """Record work on a row that this transaction creates, and send its job after commit.
 
@@ -130,7 +131,8 @@ async def enqueue_new(
     Python-side defaults). On PostgreSQL both rows go in one statement, `WITH created AS (INSERT
     ...) INSERT INTO outbox ... SELECT ... FROM created`: one round trip; elsewhere (SQLite) one
     statement after the other. With `along_unless` (columns of a unique key of `along`'s table) a row
-    that conflicts there is not inserted, and neither is the work: False, and no job is sent."""
+    that conflicts there is not inserted, and neither is the work: False, and no job is sent. With
+    `job=False` the caller sends its own nudge instead of the row's job (the webhook drain)."""
     now = now or utcnow()  # the caller's, when `along` is stamped with it: due when it was made
     values: dict[str, Any] = {
         "id": uuid.uuid4(),
@@ -151,7 +153,8 @@ async def enqueue_new(
         session, along, _TABLE, [values], first_do_nothing_on=along_unless, returning=_TABLE.c.id
     ):
         return False
-    job_after_commit(session, tenant_id, kind, ref_id)
+    if job:
+        job_after_commit(session, tenant_id, kind, ref_id)
     return True
 
 

@@ -14,11 +14,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import table_of, utcnow
 from app.core.errors import AppError, Forbidden
+from app.core.queue import declared_named, defer
 from app.outbox import service as outbox
 from app.webhooks.fields import fit_identifier
 from app.webhooks.models import RawEvent
 
 PROCESS = "event.process"
+# The actor that applies stored events in batches (app/webhooks/drain.py); named, since it imports this module.
+DRAIN_ACTOR = "webhooks.drain_events"
 _RAW_EVENTS = table_of(RawEvent)
 _DEDUPE_KEY = ["tenant_id", "kind", "dedupe_key"]  # RawEvent's unique key: a duplicate callback
 
@@ -72,7 +75,8 @@ async def store(
 
     ON CONFLICT DO NOTHING tells a duplicate without a savepoint. On PostgreSQL the event and its outbox
     row are one statement (outbox.enqueue_new), autocommitted when no transaction is open: one round
-    trip, and still no event without its work."""
+    trip, and still no event without its work. The job sent is a nudge to the drain, which applies
+    whatever events are waiting in a batch; the outbox row stays the record (the sweeper resends it)."""
     event_id, now = uuid.uuid4(), utcnow()
     if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
         # Nothing read before (the credentials came from the cache): the one statement autocommits.
@@ -89,7 +93,7 @@ async def store(
         "redacted_at": None,
         "created_at": now,
     }
-    return await outbox.enqueue_new(
+    stored = await outbox.enqueue_new(
         session,
         tenant_id,
         PROCESS,
@@ -97,4 +101,8 @@ async def store(
         along=(_RAW_EVENTS, row),
         along_unless=_DEDUPE_KEY,
         now=now,
+        job=False,
     )
+    if stored:
+        defer(session, declared_named(DRAIN_ACTOR), coalesce=True)
+    return stored

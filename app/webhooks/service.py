@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -57,11 +58,11 @@ async def claim_and_complete(session: AsyncSession, kind: str, event_id: uuid.UU
     """What a processing job starts with: (the claimed event, whether it was applied before), with its
     outbox row completed in the same transaction. On PostgreSQL one statement does all three (the outbox
     update rides as a CTE, the applied marker of a status or SendGrid event is an EXISTS); SQLite runs them
-    one by one. The marker of an inbound message is its own query (`_already_applied`)."""
+    one by one. The marker of an inbound message is its own query (`already_applied`)."""
     if session.get_bind().dialect.name != "postgresql":
         event = await claim(session, event_id)
         await outbox.complete(session, kind, event_id)
-        return event, event is not None and await _already_applied(session, event)
+        return event, event is not None and await already_applied(session, event)
     row = (
         await session.execute(_claim_statement(kind), {"claimed_event": event_id, "claimed_at": utcnow()})
     ).one_or_none()
@@ -69,7 +70,7 @@ async def claim_and_complete(session: AsyncSession, kind: str, event_id: uuid.UU
         return None, False
     event, applied = row
     if event.kind == "inbound":
-        applied = await _already_applied(session, event)
+        applied = await already_applied(session, event)
     return event, bool(applied)
 
 
@@ -95,17 +96,19 @@ def _claim_statement(kind: str) -> Any:
 async def process(session: AsyncSession, event: RawEvent) -> None:
     """Apply one claimed event. Each kind checks its own marker of having been applied (a provider
     event or inbound message row), so a replay of an applied event is a no-op."""
-    if not await _already_applied(session, event):
+    if not await already_applied(session, event):
         await apply(session, event)
 
 
-async def apply(session: AsyncSession, event: RawEvent) -> None:
-    """Apply one claimed event known not to have been applied yet."""
-    handler = {"status": _status, "inbound": _inbound, "sendgrid": _sendgrid}[event.kind]
-    await handler(session, event)
+async def apply(session: AsyncSession, event: RawEvent, find: FindAttempt | None = None) -> None:
+    """Apply one claimed event known not to have been applied yet. `find` answers a status event's lookup."""
+    if event.kind == "status":
+        await _status(session, event, find or find_twilio_attempt)
+    else:
+        await {"inbound": _inbound, "sendgrid": _sendgrid}[event.kind](session, event)
 
 
-async def _already_applied(session: AsyncSession, event: RawEvent) -> bool:
+async def already_applied(session: AsyncSession, event: RawEvent) -> bool:
     if event.kind == "inbound":
         sid = _inbound_sid(event.payload["form"])
         marker = select(InboundMessage.id).where(
@@ -121,20 +124,33 @@ async def _already_applied(session: AsyncSession, event: RawEvent) -> bool:
 # --- Twilio status callbacks ------------------------------------------------------------------
 
 
-async def _status(session: AsyncSession, event: RawEvent) -> None:
-    form, query = event.payload["form"], event.payload.get("query", [])
+# (session, tenant, our attempt id from the callback URL, Twilio's SID) -> (attempt, notification), both
+# locked, or None: lookups.find_attempt's question, which the drain answers from the rows it read in one go.
+FindAttempt = Callable[[AsyncSession, uuid.UUID, object, str], Awaitable["tuple[Attempt, Notification] | None"]]
+
+
+async def find_twilio_attempt(
+    session: AsyncSession, tenant_id: uuid.UUID, attempt_ref: object, sid: str
+) -> tuple[Attempt, Notification] | None:
+    return await lookups.find_attempt(
+        session, tenant_id, "twilio", attempt_ref=attempt_ref, provider_id=sid, same_message=True
+    )
+
+
+def status_names(event: RawEvent) -> tuple[object, str | None]:
+    """(the attempt id in the callback's URL, the SID when it can be one of Twilio's) of a status event."""
+    sid = first(event.payload["form"], "MessageSid") or ""
+    # A SID longer than the column is no SID of Twilio's: it matches nothing and links nothing (an orphan).
+    return first(event.payload.get("query", []), "a"), sid if fits(sid, Attempt.provider_message_id) else None
+
+
+async def _status(session: AsyncSession, event: RawEvent, find: FindAttempt = find_twilio_attempt) -> None:
+    form = event.payload["form"]
     sid = first(form, "MessageSid") or ""
     status = clip((first(form, "MessageStatus") or first(form, "SmsStatus") or "").lower(), ProviderEvent.status) or ""
     code = clip(first(form, "ErrorCode") or None, ProviderEvent.error_code)
-    # A SID longer than the column is no SID of Twilio's: it matches nothing and links nothing (an orphan).
-    real_sid = fits(sid, Attempt.provider_message_id)
-    found = (
-        await lookups.find_attempt(
-            session, event.tenant_id, "twilio", attempt_ref=first(query, "a"), provider_id=sid, same_message=True
-        )
-        if real_sid
-        else None
-    )
+    attempt_ref, real_sid = status_names(event)
+    found = await find(session, event.tenant_id, attempt_ref, sid) if real_sid else None
     if found is None:  # sent from the console, or by another system: kept, not an error
         event.orphan = True
     # Statuses only move forward, and the rows were read with their locks: what cannot advance the status
@@ -166,7 +182,11 @@ async def _status(session: AsyncSession, event: RawEvent) -> None:
             attempt.error_class = attempt.error_code = attempt.error_message = attempt.error_more_info = None
         attempt.provider_message_id = sid
     message = first(form, "ErrorMessage") or first(form, "ChannelStatusMessage")
-    await apply_status(session, n, attempt, status, code, message, source="callback", raw_event_id=event.id)
+    # Not flushed here: the drain applies a batch and flushes once (one UPDATE per attempt, whatever its
+    # number of statuses in the batch); a single event is flushed by its commit.
+    await apply_status(
+        session, n, attempt, status, code, message, source="callback", raw_event_id=event.id, flush=False
+    )
 
 
 # --- Twilio inbound messages ------------------------------------------------------------------

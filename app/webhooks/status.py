@@ -30,6 +30,7 @@ async def apply_status(
     *,
     source: str,
     raw_event_id: uuid.UUID | None = None,
+    flush: bool = True,
 ) -> bool:
     event = ProviderEvent(
         tenant_id=n.tenant_id,
@@ -42,7 +43,8 @@ async def apply_status(
     )
     session.add(event)
     if not advances(attempt.status, status):
-        await session.flush()
+        if flush:
+            await session.flush()
         return False
     event.applied = True
     log.debug("status applied", attempt_id=str(attempt.id), status=status, source=source)
@@ -61,5 +63,6 @@ async def apply_status(
     else:
         attempt.status = status
         pipeline.sync_status(n, attempt)
-    await session.flush()
+    if flush:
+        await session.flush()
     return True
