@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -176,14 +177,34 @@ class _Lookups:
 _UNREAD = object()
 
 
+@dataclass(frozen=True)
+class Started:
+    """A WhatsApp attempt that routing just created (pending, not yet flushed), with what routing read for it:
+    the send in the same job uses them instead of reading them again."""
+
+    attempt: Attempt
+    twilio: Any  # the tenant's Twilio credentials row
+    address: str | None  # where it goes, as routing found it
+
+
 async def route(session: AsyncSession, n: Notification, *, locked: bool = False) -> bool:
-    """Route an accepted notification. False when it is held for later (quiet hours): its route job is
-    rescheduled to then, and must not be marked done. The held job routes it again from the start.
-    `locked`: the caller read the notification with its lock in this transaction (the route job)."""
+    """Route an accepted notification, and queue the WhatsApp send it starts as a job of its own. False
+    when it is held for later (quiet hours): its route job is rescheduled to then, and must not be marked
+    done. The held job routes it again from the start. `locked`: the caller read the notification with
+    its lock in this transaction."""
+    finished, started = await route_to_send(session, n, locked=locked)
+    if started is not None:
+        await outbox.enqueue(session, n.tenant_id, SEND_WHATSAPP, started.attempt.id)
+    return finished
+
+
+async def route_to_send(session: AsyncSession, n: Notification, *, locked: bool = False) -> tuple[bool, Started | None]:
+    """`route`, leaving the WhatsApp attempt it starts to the caller to send or queue: (finished, the
+    attempt started or None). The route job sends it in the same run (app/notify/tasks.py)."""
     if not locked:
         await lock(session, n)
     if n.status != "accepted":
-        return True  # already routed: a re-delivered job changes nothing
+        return True, None  # already routed: a re-delivered job changes nothing
     policy = await get_policy(session, n.tenant_id)
     locale, content = await template_content(session, n)
     if locale is not None:
@@ -199,12 +220,11 @@ async def route(session: AsyncSession, n: Notification, *, locked: bool = False)
             stale = _consent_age(lookups, policy, kind, content)
             if stale is None:
                 if await _held_for_quiet_hours(lookups, kind, content):
-                    return False
-                await _start_whatsapp(lookups, policy, kind)
-                return True
+                    return False, None
+                return True, await _start_whatsapp(lookups, policy, kind)
             blocked = stale
     await fall_back(session, n, _listed_or_failed(policy, blocked), policy=policy, idents=await lookups.identifiers())
-    return True
+    return True, None
 
 
 async def _whatsapp_blocker(lookups: _Lookups, policy: RoutingPolicyDoc, wanted: bool) -> str | None:
@@ -394,7 +414,7 @@ async def _whatsapp_kind(lookups: _Lookups, content: dict[str, Any]) -> tuple[st
     return None, "window_closed"
 
 
-async def _start_whatsapp(lookups: _Lookups, policy: RoutingPolicyDoc, kind: str) -> None:
+async def _start_whatsapp(lookups: _Lookups, policy: RoutingPolicyDoc, kind: str) -> Started | None:
     session, n = lookups.session, lookups.n
     creds = await lookups.twilio()
     if creds is None:  # step 2 routes to WhatsApp only with credentials; a change since is a retry
@@ -407,9 +427,12 @@ async def _start_whatsapp(lookups: _Lookups, policy: RoutingPolicyDoc, kind: str
     if sender is None:
         decide(session, n, "sender", "none", "no Messaging Service and no whatsapp_from configured")
         await fall_back(session, n, "no_whatsapp_credentials", policy=policy, idents=await lookups.identifiers())
-        return
+        return None
     decide(session, n, "send", kind, f"via {'Messaging Service ' + service_sid if service_sid else sender}")
+    # Not flushed: the send in the same job inserts it once, already `sending`, instead of an INSERT and
+    # an UPDATE. So every value used before the flush is set here, not left to the column defaults.
     attempt = Attempt(
+        id=uuid.uuid4(),
         tenant_id=n.tenant_id,
         notification_id=n.id,
         channel="whatsapp",
@@ -417,11 +440,13 @@ async def _start_whatsapp(lookups: _Lookups, policy: RoutingPolicyDoc, kind: str
         provider="simulated" if n.environment == "test" else "twilio",
         sender=sender,
         status="pending",
+        tries=0,
+        checks=0,
+        possible_duplicate=False,
     )
     session.add(attempt)
     n.status, n.channel = "queued", "whatsapp"
-    await session.flush()
-    await outbox.enqueue(session, n.tenant_id, SEND_WHATSAPP, attempt.id)
+    return Started(attempt, creds, address)
 
 
 async def fall_back(

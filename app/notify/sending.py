@@ -109,8 +109,10 @@ class _WhatsApp:
     paced = True
     checks_ambiguity = True
 
-    async def channel(self, session: AsyncSession, n: Notification, attempt: Attempt) -> Channel[Any] | None:
-        row = await credentials.find_twilio(session, n.tenant_id)
+    async def channel(
+        self, session: AsyncSession, n: Notification, attempt: Attempt, started: pipeline.Started | None
+    ) -> Channel[Any] | None:
+        row = started.twilio if started else await credentials.find_twilio(session, n.tenant_id)
         if row is None:
             await self.failed(
                 session, n, attempt, FailureClass.BAD_CREDENTIALS, None, "Twilio credentials were removed"
@@ -120,9 +122,11 @@ class _WhatsApp:
             return SimulatedChannel()
         return providers.twilio().channel(credentials.twilio_secrets(row))
 
-    async def message(self, session: AsyncSession, n: Notification, attempt: Attempt) -> WhatsAppMessage | None:
+    async def message(
+        self, session: AsyncSession, n: Notification, attempt: Attempt, started: pipeline.Started | None
+    ) -> WhatsAppMessage | None:
         _, content = await pipeline.template_content(session, n)
-        address, _ = await pipeline.whatsapp_address(session, n)
+        address = started.address if started else (await pipeline.whatsapp_address(session, n))[0]
         # What GET /v1/usage will count it under, fixed now (committed with `sending`).
         attempt.usage_category = usage.category_for(attempt.kind, content.get("whatsapp"))
         attempt.recipient_country = usage.country_for(address)
@@ -183,7 +187,9 @@ class _Email:
     paced = False
     checks_ambiguity = False
 
-    async def channel(self, session: AsyncSession, n: Notification, attempt: Attempt) -> Channel[Any] | None:
+    async def channel(
+        self, session: AsyncSession, n: Notification, attempt: Attempt, started: pipeline.Started | None
+    ) -> Channel[Any] | None:
         if attempt.provider == "simulated":
             return SimulatedChannel()
         row = await credentials.find_sendgrid(session, n.tenant_id)
@@ -192,7 +198,9 @@ class _Email:
             return None
         return providers.sendgrid().channel(credentials.sendgrid_secrets(row))
 
-    async def message(self, session: AsyncSession, n: Notification, attempt: Attempt) -> EmailMessage | None:
+    async def message(
+        self, session: AsyncSession, n: Notification, attempt: Attempt, started: pipeline.Started | None
+    ) -> EmailMessage | None:
         attempt.usage_category = usage.category_for("email")
         attempt.recipient_country = usage.country_for(n.recipient.get("phone"))
         try:
@@ -236,18 +244,21 @@ _Route = _WhatsApp | _Email
 ROUTES: dict[str, _Route] = {"whatsapp": _WhatsApp(), "email": _Email()}
 
 
-async def send(session: AsyncSession, n: Notification, attempt: Attempt) -> None:
+async def send(
+    session: AsyncSession, n: Notification, attempt: Attempt, started: pipeline.Started | None = None
+) -> None:
     """The one send path, for every channel (rows locked by the job): pace, find the tenant's channel,
-    build its message, record `sending`, call the provider through the Channel protocol, record the answer."""
+    build its message, record `sending`, call the provider through the Channel protocol, record the answer.
+    `started`: routing created the attempt in this job, and read its credentials and address."""
     route = ROUTES[attempt.channel]
     if attempt.status not in SENDABLE:
         return
     if route.paced and not await _pace(session, n, attempt, route.kind):
         return
-    channel = await route.channel(session, n, attempt)
+    channel = await route.channel(session, n, attempt, started)
     if channel is None:
         return
-    message = await route.message(session, n, attempt)
+    message = await route.message(session, n, attempt, started)
     if message is None:
         return
     if not await tiers.admit(session, n, attempt):  # at the sender's messaging limit: held, or by email

@@ -25,7 +25,8 @@ from app.outbox import service as outbox
 ATTEMPT_KINDS = (pipeline.SEND_WHATSAPP, pipeline.SEND_EMAIL, ambiguity.CHECK_WHATSAPP)
 # (session, kind, ref) -> (notification, attempt or None, the tenant's status), or None when gone.
 Load = Callable[[AsyncSession, str, uuid.UUID], Awaitable[tuple[Notification, Attempt | None, str] | None]]
-# (session, notification, attempt) -> True when the job is finished, False when it rescheduled itself.
+# (session, notification, attempt) -> True when the job is finished, False when it rescheduled itself
+# (or completed its outbox row itself).
 Work = Callable[[AsyncSession, Notification, Any], Awaitable[bool]]
 
 
@@ -60,8 +61,18 @@ async def _run_job(
 
 
 async def _route(session: AsyncSession, n: Notification, _: None) -> bool:
+    """Route, then send the WhatsApp message it starts in the same run: no send job, no second lock and
+    read of the rows. The route's outbox row is completed in the transaction that records `sending`;
+    a send that has to wait (paced, a retry, the sender's tier) queues its own job then, and one whose
+    worker dies mid-call is found by the stuck-send repair (docs/delivery-guarantees.md), as before."""
     # False: held for quiet hours, the route job rescheduled itself (its outbox row stays pending).
-    return await pipeline.route(session, n, locked=True)  # notification_job took the lock
+    finished, started = await pipeline.route_to_send(session, n, locked=True)  # notification_job took the lock
+    if started is None:
+        return finished
+    with session.no_autoflush:  # the new attempt is inserted once, as `sending` (pipeline._start_whatsapp)
+        await outbox.complete(session, ROUTE, n.id)
+    await sending.send(session, n, started.attempt, started)
+    return False  # completed above: nothing for _run_job to complete
 
 
 async def _send(session: AsyncSession, n: Notification, attempt: Attempt) -> bool:
