@@ -20,6 +20,7 @@ left pending as those single-event jobs.
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from typing import Any
 
 from sqlalchemy import bindparam, literal_column, select, true, update
@@ -192,6 +193,13 @@ async def apply_batch(session: AsyncSession, batch: list[tuple[RawEvent, bool]])
     # Statuses only change attributes: the flush writes each attempt and notification once, and the
     # timeline rows in one INSERT, however many of the batch's events touched them.
     await session.flush()
+
+
+def may_have_more(batch: list[tuple[RawEvent, bool]]) -> bool:
+    """Whether events may still be waiting: the batch is full, or it took a whole share of one tenant's.
+    Then the drain nudges itself; else the next stored callback's nudge (or the sweep) will do."""
+    shares = Counter(event.tenant_id for event, _ in batch)
+    return len(batch) >= BATCH or max(shares.values(), default=0) >= PER_TENANT
 
 
 def one_by_one(events: list[tuple[uuid.UUID, uuid.UUID]]) -> None:

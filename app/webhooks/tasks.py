@@ -33,7 +33,7 @@ async def drain_events(session: AsyncSession) -> None:
     claimed = [(event.id, event.tenant_id) for event, _ in batch]
     try:
         await drain.apply_batch(session, batch)
-        if len(batch) == drain.BATCH:
+        if drain.may_have_more(batch):
             defer(session, drain_events, coalesce=True)
         await session.commit()
     except Exception as exc:

@@ -12,9 +12,11 @@ from collections import Counter
 from sqlalchemy import select
 
 from app.core.db import session_factory
+from app.core.queue import PendingJob, get_broker, sender
 from app.outbox.models import OutboxItem
 from app.webhooks import drain, ingest
 from app.webhooks.models import RawEvent
+from app.webhooks.tasks import drain_events
 from tests.app.webhooks.test_twilio_webhooks import post_signed, status_form
 from tests.support.gateway import settle, wired_tenant
 
@@ -86,3 +88,20 @@ async def test_a_poison_event_fails_alone_and_its_batch_is_applied(client, emula
         item = (await s.execute(select(OutboxItem).where(OutboxItem.id == row.id))).scalar_one()
         item.state = "dead"
         await s.commit()
+
+
+async def test_one_nudge_drains_a_backlog_larger_than_a_batch(client, emulator, gateway, worker):
+    tenant = await wired_tenant(client, emulator, gateway)
+    worker.pause()
+    try:
+        await _post_statuses(client, tenant, drain.PER_TENANT * 3 + 1)
+        sender.drain()
+        get_broker().flush_all()  # every nudge the callbacks sent is gone: one is sent below
+        PendingJob(drain_events.bound(), (), None).send()
+        sender.drain()
+    finally:
+        worker.resume()
+    deadline = time.monotonic() + 20  # well inside the sweep's 30 s: the drain nudged itself on
+    while not all(e.processed_at is not None for e in await _events(tenant.id)):
+        assert time.monotonic() < deadline, "the backlog was left waiting after the first batch"
+        await asyncio.sleep(0.1)
