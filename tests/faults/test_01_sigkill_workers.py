@@ -15,6 +15,7 @@ from app.core.db import utcnow
 from tests.faults.support import (
     FULL,
     Stack,
+    battery_tenant,
     flagged_notifications,
     notification_body,
     post_many,
@@ -26,7 +27,6 @@ from tests.faults.support import (
     until_sending,
     wait_terminal,
 )
-from tests.support.gateway import wired_tenant
 
 
 async def test_sigkill_workers_during_sends(client, emulator, tmp_path):
@@ -34,7 +34,7 @@ async def test_sigkill_workers_during_sends(client, emulator, tmp_path):
     started = time.monotonic()
     stack = Stack(tmp_path, "f01")
     try:
-        t = await wired_tenant(client, emulator, stack.api_url)
+        t = await battery_tenant(client, emulator, stack.api_url)
         emulator.configure(response_latency_seconds=0.3)
         stack.start_api()
         ids = await post_many(stack.api_url, t.sender, [notification_body(i) for i in range(count)])

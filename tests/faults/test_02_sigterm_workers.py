@@ -10,6 +10,7 @@ from app.core.db import utcnow
 from tests.faults.support import (
     FULL,
     Stack,
+    battery_tenant,
     flagged_notifications,
     notification_body,
     post_many,
@@ -21,7 +22,6 @@ from tests.faults.support import (
     until_sending,
     wait_terminal,
 )
-from tests.support.gateway import wired_tenant
 
 
 async def test_sigterm_workers_during_sends(client, emulator, tmp_path):
@@ -30,7 +30,7 @@ async def test_sigterm_workers_during_sends(client, emulator, tmp_path):
     stack = Stack(tmp_path, "f02")
     exit_codes, stuck_after_stop = [], 0
     try:
-        t = await wired_tenant(client, emulator, stack.api_url)
+        t = await battery_tenant(client, emulator, stack.api_url)
         emulator.configure(response_latency_seconds=0.3)
         stack.start_api()
         ids = await post_many(stack.api_url, t.sender, [notification_body(i) for i in range(count)])

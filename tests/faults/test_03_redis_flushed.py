@@ -16,6 +16,7 @@ from app.outbox.models import OutboxItem
 from tests.faults.support import (
     RedisServer,
     Stack,
+    battery_tenant,
     notification_body,
     post_many,
     report,
@@ -23,7 +24,6 @@ from tests.faults.support import (
     sends_per_notification,
     wait_terminal,
 )
-from tests.support.gateway import wired_tenant
 
 
 async def test_redis_flushed_and_restarted_with_work_queued(client, emulator, tmp_path):
@@ -33,7 +33,7 @@ async def test_redis_flushed_and_restarted_with_work_queued(client, emulator, tm
     redis_server.start()
     stack = Stack(tmp_path, "f03", NOTIFYGW_REDIS_URL=redis_server.url)
     try:
-        t = await wired_tenant(client, emulator, stack.api_url)
+        t = await battery_tenant(client, emulator, stack.api_url)
         stack.start_api()
         ids = await post_many(stack.api_url, t.sender, [notification_body(i) for i in range(count)])
         r = redis_server.client()

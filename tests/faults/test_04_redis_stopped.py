@@ -21,6 +21,7 @@ import httpx
 from tests.faults.support import (
     RedisServer,
     Stack,
+    battery_tenant,
     notification_body,
     percentile,
     report,
@@ -28,7 +29,6 @@ from tests.faults.support import (
     sends_per_notification,
     wait_terminal,
 )
-from tests.support.gateway import wired_tenant
 
 REDIS_BOUND = 2 * 1.0 + 1.0
 
@@ -54,7 +54,7 @@ async def test_redis_stopped_accepts_and_drains(client, emulator, tmp_path):
     redis_server.start()
     stack = Stack(tmp_path, "f04", NOTIFYGW_REDIS_URL=redis_server.url)
     try:
-        t = await wired_tenant(client, emulator, stack.api_url)
+        t = await battery_tenant(client, emulator, stack.api_url)
         stack.start_api()
         stack.start_worker(threads=8)
         async with httpx.AsyncClient(base_url=stack.api_url, timeout=30) as http:

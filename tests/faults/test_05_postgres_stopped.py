@@ -23,6 +23,7 @@ from channels.emulator.callbacks import twilio_signature
 from tests.faults.support import (
     Stack,
     TcpProxy,
+    battery_tenant,
     flagged_notifications,
     notification_body,
     percentile,
@@ -32,7 +33,6 @@ from tests.faults.support import (
     until_sending,
     wait_terminal,
 )
-from tests.support.gateway import wired_tenant
 
 BOUND = 2.0
 
@@ -51,7 +51,7 @@ async def test_postgres_stopped_answers_503_and_never_sends_unrecorded(client, e
     latencies: list[float] = []
     bad: list[str] = []
     try:
-        t = await wired_tenant(client, emulator, stack.api_url)
+        t = await battery_tenant(client, emulator, stack.api_url)
         emulator.configure(response_latency_seconds=1.0)
         stack.start_api()
         stack.start_worker(threads=8)

@@ -24,8 +24,7 @@ from app.notify.ambiguity import max_checks
 from app.notify.models import Attempt, Decision, Notification
 from app.outbox.models import OutboxItem
 from tests.conftest import EMULATOR_URL
-from tests.faults.support import Stack, TcpProxy, diagnose, notification_body, post_many, report, scale
-from tests.support.gateway import wired_tenant
+from tests.faults.support import Stack, TcpProxy, battery_tenant, diagnose, notification_body, post_many, report, scale
 
 SLOW = 20.0
 SETTLED = {"delivered", "read", "failed", "suppressed", "unknown"}
@@ -57,7 +56,7 @@ async def test_slow_and_resetting_provider(client, emulator, tmp_path):
     proxy = TcpProxy(urlsplit(EMULATOR_URL).port, mode="alternate", slow_seconds=SLOW).start()
     stack = Stack(tmp_path, "f06", NOTIFYGW_TWILIO_API_BASE_URL=f"http://{proxy.url_host}")
     try:
-        t = await wired_tenant(client, emulator, stack.api_url)
+        t = await battery_tenant(client, emulator, stack.api_url)
         stack.start_api()
         # A look at Twilio's list may take two client timeouts (aiohttp retries a dropped GET once): the sweep
         # must not take one in progress for lost, as in production (sweep after 30 s, timeout 10 s).

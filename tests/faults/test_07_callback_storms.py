@@ -20,8 +20,8 @@ from sqlalchemy import select
 
 from app.core.db import session_factory
 from app.notify.models import Attempt, ProviderEvent
-from tests.faults.support import report, scale, statuses
-from tests.support.gateway import notify, settle, wired_tenant
+from tests.faults.support import battery_tenant, report, scale, statuses
+from tests.support.gateway import notify, settle
 
 SHUFFLED = "+15005550008"
 
@@ -39,7 +39,7 @@ async def applied_changes() -> Counter[tuple[str, str]]:
 async def test_duplicate_and_out_of_order_callback_storm(client, emulator, gateway, worker):
     count, copies = scale(300, 20), scale(4, 3)
     started = time.monotonic()
-    t = await wired_tenant(client, emulator, gateway)
+    t = await battery_tenant(client, emulator, gateway)
     ids = [await notify(client, t, to={"phone": SHUFFLED if i % 5 == 0 else f"+1415557{i:04d}"}) for i in range(count)]
     await settle(emulator, timeout=scale(600, 120))
     before = await applied_changes()

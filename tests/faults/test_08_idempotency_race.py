@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 
 from app.core.db import session_factory
 from app.notify.models import Notification
-from tests.faults.support import report, scale, sends_per_notification
-from tests.support.gateway import settle, wired_tenant
+from tests.faults.support import battery_tenant, report, scale, sends_per_notification
+from tests.support.gateway import settle
 
 CONCURRENT = 50
 
@@ -37,7 +37,7 @@ async def _post(http: httpx.AsyncClient, body: dict, headers: dict) -> httpx.Res
 async def test_concurrent_posts_with_one_idempotency_key(client, emulator, gateway, worker):
     rounds = scale(20, 3)
     started = time.monotonic()
-    t = await wired_tenant(client, emulator, gateway)
+    t = await battery_tenant(client, emulator, gateway)
     codes: Counter[int] = Counter()
     ids_per_round: list[set[str]] = []
     limits = httpx.Limits(max_connections=CONCURRENT, max_keepalive_connections=CONCURRENT)

@@ -25,6 +25,7 @@ from tests.faults.support import (
     REPO,
     Stack,
     TcpProxy,
+    battery_tenant,
     free_port,
     notification_body,
     post_many,
@@ -35,7 +36,6 @@ from tests.faults.support import (
     until_sending,
     wait_terminal,
 )
-from tests.support.gateway import wired_tenant
 
 FAILURE_MARKERS = ("decrypt", "InvalidTag", "Traceback", "unknown key", "ERROR")
 
@@ -66,7 +66,7 @@ async def test_key_rotation_during_sends(client, emulator, tmp_path):
             stack.stop_worker(proc, signal.SIGTERM, timeout=90)
 
     try:
-        t = await wired_tenant(client, emulator, f"http://{lb.url_host}")  # secrets stored under the old key
+        t = await battery_tenant(client, emulator, f"http://{lb.url_host}")  # secrets stored under the old key
         emulator.configure(response_latency_seconds=0.1)
         lb.start()
         roll_api(old)

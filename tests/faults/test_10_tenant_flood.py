@@ -18,8 +18,16 @@ from sqlalchemy import select
 from app.core.db import session_factory
 from app.notify.models import Attempt, Notification
 from tests.factories import OPERATOR
-from tests.faults.support import FULL, Stack, notification_body, percentile, report, scale, wait_terminal
-from tests.support.gateway import wired_tenant
+from tests.faults.support import (
+    FULL,
+    Stack,
+    battery_tenant,
+    notification_body,
+    percentile,
+    report,
+    scale,
+    wait_terminal,
+)
 
 A_RATE = 10  # requests per second for tenant A (burst 2x, tenants/auth.py)
 B_P99_BOUND = 5.0
@@ -34,8 +42,8 @@ async def test_tenant_flood_does_not_starve_others(client, emulator, tmp_path):
     b_ids: list[str] = []
     b_codes: Counter[int] = Counter()
     try:
-        a = await wired_tenant(client, emulator, stack.api_url)
-        b = await wired_tenant(client, emulator, stack.api_url)
+        a = await battery_tenant(client, emulator, stack.api_url)
+        b = await battery_tenant(client, emulator, stack.api_url)
         r = await client.patch(f"/operator/v1/tenants/{a.id}", json={"api_rate_per_second": A_RATE}, headers=OPERATOR)
         assert r.status_code == 200, r.text
         stack.start_api()

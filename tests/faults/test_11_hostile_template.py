@@ -18,8 +18,7 @@ from sqlalchemy import select
 from app.core.db import session_factory
 from app.notify.models import Attempt, Notification
 from tenants.templates.sandbox import RENDER_TIMEOUT_SECONDS
-from tests.faults.support import Stack, percentile, post_many, report, scale, wait_terminal
-from tests.support.gateway import wired_tenant
+from tests.faults.support import Stack, battery_tenant, percentile, post_many, report, scale, wait_terminal
 
 pytestmark = pytest.mark.faults
 
@@ -31,8 +30,8 @@ async def test_a_hostile_template_does_not_hold_up_other_tenants(client, emulato
     started = time.monotonic()
     stack = Stack(tmp_path, "f11")
     try:
-        a = await wired_tenant(client, emulator, stack.api_url)
-        b = await wired_tenant(client, emulator, stack.api_url)
+        a = await battery_tenant(client, emulator, stack.api_url)
+        b = await battery_tenant(client, emulator, stack.api_url)
         r = await client.post(
             "/v1/templates",
             headers=a.admin,

@@ -103,8 +103,10 @@ async def wired_tenant(
     opt_in_required: bool = False,
     messaging_service: bool = False,
     rate: float = 1000.0,
+    tier: int | str | None = None,
 ) -> WiredTenant:
-    """A tenant with Twilio and SendGrid credentials on the emulator, a template, and a routing policy."""
+    """A tenant with Twilio and SendGrid credentials on the emulator, a template, and a routing policy.
+    `tier`: its senders' messaging-limit tier (docs/tiers.md); None keeps the product's default."""
     r = await client.post("/operator/v1/tenants", json={"name": f"E2E {secrets.token_hex(3)}"}, headers=OPERATOR)
     tenant_id = r.json()["id"]
     key = await client.post(
@@ -153,7 +155,12 @@ async def wired_tenant(
         },
     }
     assert (await client.post("/v1/templates", json=template, headers=headers)).status_code == 201
-    policy = {"require_whatsapp_opt_in": opt_in_required, "whatsapp": {"sender_rate_per_second": rate}}
+    policy: dict[str, Any] = {
+        "require_whatsapp_opt_in": opt_in_required,
+        "whatsapp": {"sender_rate_per_second": rate},
+    }
+    if tier is not None:
+        policy["whatsapp"]["limits"] = {"default_tier": tier}
     assert (await client.put("/v1/routing", json=policy, headers=headers)).status_code == 200
     return WiredTenant(tenant_id, headers, headers, account, sg, content_sid)
 
