@@ -123,6 +123,7 @@ async def enqueue_new(
     along_unless: list[str] | None = None,
     now: datetime | None = None,
     job: bool = True,
+    on_driver: bool = False,
 ) -> bool:
     """Record work on a row that this transaction creates, and send its job after commit.
 
@@ -132,7 +133,8 @@ async def enqueue_new(
     ...) INSERT INTO outbox ... SELECT ... FROM created`: one round trip; elsewhere (SQLite) one
     statement after the other. With `along_unless` (columns of a unique key of `along`'s table) a row
     that conflicts there is not inserted, and neither is the work: False, and no job is sent. With
-    `job=False` the caller sends its own nudge instead of the row's job (the webhook drain)."""
+    `job=False` the caller sends its own nudge instead of the row's job (the webhook drain). `on_driver`:
+    see app/core/db.py `fetch_on_driver` (with `along_unless` only)."""
     now = now or utcnow()  # the caller's, when `along` is stamped with it: due when it was made
     values: dict[str, Any] = {
         "id": uuid.uuid4(),
@@ -150,7 +152,7 @@ async def enqueue_new(
     elif along_unless is None:
         await insert_with(session, along, _TABLE, [values])
     elif not await insert_with(
-        session, along, _TABLE, [values], first_do_nothing_on=along_unless, returning=_TABLE.c.id
+        session, along, _TABLE, [values], first_do_nothing_on=along_unless, returning=_TABLE.c.id, on_driver=on_driver
     ):
         return False
     if job:

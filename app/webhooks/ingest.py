@@ -78,9 +78,6 @@ async def store(
     trip, and still no event without its work. The job sent is a nudge to the drain, which applies
     whatever events are waiting in a batch; the outbox row stays the record (the sweeper resends it)."""
     event_id, now = uuid.uuid4(), utcnow()
-    if session.get_bind().dialect.name == "postgresql" and not session.in_transaction():
-        # Nothing read before (the credentials came from the cache): the one statement autocommits.
-        await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     row = {
         "id": event_id,
         "tenant_id": tenant_id,
@@ -102,6 +99,9 @@ async def store(
         along_unless=_DEDUPE_KEY,
         now=now,
         job=False,
+        # Nothing read before (the credentials came from the cache): run on the driver, the one
+        # statement autocommits, with no BEGIN and COMMIT of the session's around it.
+        on_driver=True,
     )
     if stored:
         defer(session, declared_named(DRAIN_ACTOR), coalesce=True)
