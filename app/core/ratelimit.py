@@ -31,42 +31,8 @@ return {1, '0'}
 """
 
 
-# `reserve`: GCRA as above, but a caller turned away books the next free slot under its own name
-# (KEYS[2]) instead of asking again later. When it comes back, the booking lets it through at once,
-# or says how long it still has to wait: deferred sends come back one slot apart, not all together.
-_GCRA_RESERVE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local booked = redis.call('GET', KEYS[2])
-if booked then
-  booked = tonumber(booked)
-  if now >= booked then
-    redis.call('DEL', KEYS[2])
-    return {1, '0'}
-  end
-  return {0, tostring(booked - now)}
-end
-local interval = tonumber(ARGV[1])
-local tolerance = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local allow_at = tat - tolerance
-local new_tat = tat + interval
-redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil((new_tat - now) * 1000) + 1000)
-if now < allow_at then
-  redis.call('SET', KEYS[2], tostring(allow_at), 'PX', math.ceil((allow_at - now) * 1000) + 60000)
-  return {0, tostring(allow_at - now)}
-end
-return {1, '0'}
-"""
-
-
 class Limiter(Protocol):
     async def acquire(self, key: str, rate_per_second: float, burst: int = 1) -> tuple[bool, float]: ...
-
-    async def reserve(self, key: str, holder: str, rate_per_second: float, burst: int = 1) -> tuple[bool, float]:
-        """acquire, but a `holder` turned away keeps a booked slot: (allowed, seconds until its slot)."""
-        ...
 
 
 def _params(rate_per_second: float, burst: int) -> tuple[float, float]:
@@ -78,23 +44,19 @@ class RedisLimiter:
     def __init__(self, url: str, namespace: str = "notifygw") -> None:
         self._url = url
         self._namespace = namespace
-        self._clients: dict[int, Any] = {}
-        self._scripts: dict[tuple[int, str], Any] = {}
+        self._scripts: dict[int, Any] = {}
 
-    def _script(self, source: str = _GCRA) -> Any:
-        """The script on this event loop's client (redis.asyncio connections are loop-bound).
+    def _script(self) -> Any:
+        """The GCRA script on this event loop's client (redis.asyncio connections are loop-bound).
+
         A registered script runs by EVALSHA: EVAL would send and hash the source on every request."""
         import redis.asyncio as aioredis
 
         loop = id(asyncio.get_running_loop())
-        script = self._scripts.get((loop, source))
+        script = self._scripts.get(loop)
         if script is None:
-            client = self._clients.get(loop)
-            if client is None:
-                client = self._clients[loop] = aioredis.Redis.from_url(
-                    self._url, socket_timeout=1.0, socket_connect_timeout=0.5
-                )
-            script = self._scripts[(loop, source)] = client.register_script(source)
+            client = aioredis.Redis.from_url(self._url, socket_timeout=1.0, socket_connect_timeout=0.5)
+            script = self._scripts[loop] = client.register_script(_GCRA)
         return script
 
     async def acquire(self, key: str, rate_per_second: float, burst: int = 1) -> tuple[bool, float]:
@@ -102,19 +64,10 @@ class RedisLimiter:
         allowed, wait = await self._script()(keys=[f"{self._namespace}:rl:{key}"], args=[interval, tolerance])
         return bool(int(allowed)), float(wait)
 
-    async def reserve(self, key: str, holder: str, rate_per_second: float, burst: int = 1) -> tuple[bool, float]:
-        interval, tolerance = _params(rate_per_second, burst)
-        name = f"{self._namespace}:rl:{key}"
-        allowed, wait = await self._script(_GCRA_RESERVE)(
-            keys=[name, f"{name}:booked:{holder}"], args=[interval, tolerance]
-        )
-        return bool(int(allowed)), float(wait)
-
 
 class MemoryLimiter:
     def __init__(self) -> None:
         self._tat: dict[str, float] = {}
-        self._booked: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
 
     async def acquire(self, key: str, rate_per_second: float, burst: int = 1) -> tuple[bool, float]:
@@ -125,23 +78,6 @@ class MemoryLimiter:
             if now < tat - tolerance:
                 return False, tat - tolerance - now
             self._tat[key] = tat + interval
-            return True, 0.0
-
-    async def reserve(self, key: str, holder: str, rate_per_second: float, burst: int = 1) -> tuple[bool, float]:
-        interval, tolerance = _params(rate_per_second, burst)
-        with self._lock:
-            now = time.monotonic()
-            booked = self._booked.pop((key, holder), None)
-            if booked is not None:
-                if now >= booked:
-                    return True, 0.0
-                self._booked[(key, holder)] = booked
-                return False, booked - now
-            tat = max(self._tat.get(key, now), now)
-            self._tat[key] = tat + interval
-            if now < tat - tolerance:
-                self._booked[(key, holder)] = tat - tolerance
-                return False, tat - tolerance - now
             return True, 0.0
 
 

@@ -67,19 +67,14 @@ def status_callback_url(n: Notification, attempt: Attempt) -> str:
 
 
 async def _pace(session: AsyncSession, n: Notification, attempt: Attempt, kind: str) -> bool:
-    """True to send now; False after rescheduling (a worker never sleeps waiting for a token).
-
-    A send turned away books the sender's next free slot (`reserve`) and is rescheduled to it: when it
-    runs again its booking lets it through. Asking again instead, every deferred send came back at the
-    same moment, one in eight got through, and the rest went round again: a sender at the default 80/s
-    sent 66/s."""
+    """True to send now; False after rescheduling (a worker never sleeps waiting for a token)."""
     policy = await get_policy(session, n.tenant_id)
     try:
         rate = policy.whatsapp.sender_rate_per_second
         # 100 ms of burst: with burst 1, two worker threads sending for one sender within 1/rate of each
         # other would reschedule a send that is within the rate (a quarter of sends at 1,000/s).
-        allowed, wait = await limiter().reserve(
-            f"wa:{n.tenant_id}:{attempt.sender}", str(attempt.id), rate, burst=max(1, math.ceil(rate / 10))
+        allowed, wait = await limiter().acquire(
+            f"wa:{n.tenant_id}:{attempt.sender}", rate, burst=max(1, math.ceil(rate / 10))
         )
     except Exception as exc:
         from redis.exceptions import ConnectionError as Unreachable
@@ -94,8 +89,7 @@ async def _pace(session: AsyncSession, n: Notification, attempt: Attempt, kind: 
     if allowed:
         return True
     metrics.RATE_LIMIT_WAITS.labels("whatsapp_sender").inc()
-    # A few ms past the slot: the job's clock is not Redis's, and a run just before its slot waits again.
-    await outbox.enqueue(session, n.tenant_id, kind, attempt.id, delay_ms=max(10, math.ceil(wait * 1000) + 5))
+    await outbox.enqueue(session, n.tenant_id, kind, attempt.id, delay_ms=max(50, int(wait * 1000)))
     return False
 
 
