@@ -293,3 +293,27 @@ async def test_the_background_sender_holds_a_bounded_backlog(monkeypatch):
         hung.set()
     assert sender.drain(5.0)
     assert sender.submit(jobs[0]) and sender.drain(5.0)  # room again once Redis answers
+
+
+async def test_identical_nudges_are_sent_once_and_other_jobs_do_not_wait_for_them(monkeypatch):
+    """A nudge only says "there is work" (the webhook drain's): the sender keeps one of each for the
+    coalescing window, and a job that is not a nudge, submitted meanwhile, is sent at once."""
+    import os
+
+    from dramatiq.brokers.redis import RedisBroker
+
+    from app.core.queue import PendingJob, sender
+
+    broker = RedisBroker(url=os.environ["NOTIFYGW_REDIS_URL"], namespace=f"uow-{uuid.uuid4().hex[:8]}")
+    nudge, job = Actor("tests.uow.nudge", _never, queue=QUEUE), Actor("tests.uow.job", _never, queue=QUEUE)
+    nudge.bind(broker)
+    job.bind(broker)
+    seen: list[str] = []
+    monkeypatch.setattr(broker, "enqueue", lambda message, *, delay=None: seen.append(message.actor_name))
+    monkeypatch.setattr(type(sender), "COALESCE_SECONDS", 0.5)  # wide: the order below cannot race it
+    for _ in range(10):
+        assert sender.submit(PendingJob(nudge.bound(), (), None, coalesce=True))
+    assert sender.submit(PendingJob(job.bound(), ("a",), None))
+    assert sender.submit(PendingJob(job.bound(), ("b",), None))
+    assert sender.drain(5.0)
+    assert seen == ["tests.uow.job", "tests.uow.job", "tests.uow.nudge"]
