@@ -165,7 +165,8 @@ async def stale_whatsapp(
     return [(a, n) for a, n in rows]
 
 
-def _as_uuid(value: object) -> uuid.UUID | None:
+def as_uuid(value: object) -> uuid.UUID | None:
+    """A provider event's attempt reference as a UUID; None when it is missing or is none."""
     try:
         return uuid.UUID(str(value)) if value else None
     except ValueError:
@@ -187,7 +188,7 @@ async def find_attempt(
     message, not this attempt's). Both rows come locked (pipeline.lock's order), read in the same statement:
     the event applying them changes them, or records an event that references the attempt."""
     found: Any = None
-    ref = _as_uuid(attempt_ref)
+    ref = as_uuid(attempt_ref)
     if ref is not None:
         by_id = (await session.execute(_ATTEMPT_BY_ID, {"tenant": tenant_id, "ref": ref})).one_or_none()
         if by_id is not None and (not same_message or by_id[1].provider_message_id in (None, provider_id)):

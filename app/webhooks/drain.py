@@ -27,18 +27,16 @@ from sqlalchemy import bindparam, literal_column, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import utcnow
-from app.core.logging import get_logger
 from app.core.queue import PendingJob
 from app.core.repository import owned_by
 from app.notify import lookups, pipeline
-from app.notify.models import Attempt, Notification, ProviderEvent
+from app.notify.models import Attempt, Notification
 from app.outbox import service as outbox
 from app.outbox.models import OutboxItem
 from app.webhooks import service
 from app.webhooks.ingest import PROCESS
 from app.webhooks.models import RawEvent
 
-log = get_logger("notifygw.webhooks")
 # Large enough that a burst costs a few round trips per batch, small enough that a batch's row locks
 # (every attempt it names) are held for milliseconds.
 BATCH = 64
@@ -77,16 +75,11 @@ def _claim_batch(limit: Any, now: Any) -> Any:
         .returning(OutboxItem.ref_id, OutboxItem.tenant_id)
         .cte("done")
     )
-    marker = (
-        select(ProviderEvent.id)
-        .where(owned_by(ProviderEvent, RawEvent.tenant_id), ProviderEvent.raw_event_id == RawEvent.id)
-        .exists()
-    )
     return (
         update(RawEvent)
         .where(RawEvent.id == done.c.ref_id, owned_by(RawEvent, done.c.tenant_id), RawEvent.processed_at.is_(None))
         .values(processed_at=now)
-        .returning(RawEvent, marker.label("applied"))
+        .returning(RawEvent, service.APPLIED_MARKER.label("applied"))
         .execution_options(synchronize_session=False)
     )
 
@@ -147,7 +140,7 @@ class _Named:
     async def __call__(
         self, session: AsyncSession, tenant_id: uuid.UUID, attempt_ref: object, sid: str
     ) -> tuple[Attempt, Notification] | None:
-        ref = _as_uuid(attempt_ref)
+        ref = lookups.as_uuid(attempt_ref)
         found = self.by_id.get((tenant_id, ref)) if ref else None
         if found is not None and found[0].provider_message_id in (None, sid):
             return found
@@ -158,13 +151,6 @@ class _Named:
         return await service.find_twilio_attempt(session, tenant_id, attempt_ref, sid)
 
 
-def _as_uuid(value: object) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value)) if value else None
-    except ValueError:
-        return None
-
-
 async def apply_batch(session: AsyncSession, batch: list[tuple[RawEvent, bool]]) -> None:
     """Apply the claimed events in order, each at most once, with one read of their attempts."""
     by_id: list[tuple[uuid.UUID, uuid.UUID]] = []
@@ -172,7 +158,7 @@ async def apply_batch(session: AsyncSession, batch: list[tuple[RawEvent, bool]])
     for event, applied in batch:
         if event.kind == "status" and not applied:
             ref, sid = service.status_names(event)
-            ref_id = _as_uuid(ref)
+            ref_id = lookups.as_uuid(ref)
             if sid and ref_id:
                 by_id.append((event.tenant_id, ref_id))
             if sid:

@@ -74,21 +74,25 @@ async def claim_and_complete(session: AsyncSession, kind: str, event_id: uuid.UU
     return event, bool(applied)
 
 
+# Whether a claimed status or SendGrid event was applied before: its provider event, read in the claim's
+# RETURNING (an inbound message's marker is its row by SID: `already_applied`).
+APPLIED_MARKER: Any = (
+    select(ProviderEvent.id)
+    .where(owned_by(ProviderEvent, RawEvent.tenant_id), ProviderEvent.raw_event_id == RawEvent.id)
+    .exists()
+)
+
+
 @functools.cache
 def _claim_statement(kind: str) -> Any:
     """claim_and_complete's statement for one job kind, built once (app/notify/lookups.py says why)."""
     event: Any = bindparam("claimed_event")
     now: Any = bindparam("claimed_at")
-    marker = (
-        select(ProviderEvent.id)
-        .where(owned_by(ProviderEvent, RawEvent.tenant_id), ProviderEvent.raw_event_id == RawEvent.id)
-        .exists()
-    )
     return (
         update(RawEvent)
         .where(RawEvent.id == event, RawEvent.processed_at.is_(None))
         .values(processed_at=now)
-        .returning(RawEvent, marker.label("applied"))
+        .returning(RawEvent, APPLIED_MARKER.label("applied"))
         .add_cte(outbox.completion(kind, event, now))
     )
 
@@ -144,7 +148,7 @@ def status_names(event: RawEvent) -> tuple[object, str | None]:
     return first(event.payload.get("query", []), "a"), sid if fits(sid, Attempt.provider_message_id) else None
 
 
-async def _status(session: AsyncSession, event: RawEvent, find: FindAttempt = find_twilio_attempt) -> None:
+async def _status(session: AsyncSession, event: RawEvent, find: FindAttempt) -> None:
     form = event.payload["form"]
     sid = first(form, "MessageSid") or ""
     status = clip((first(form, "MessageStatus") or first(form, "SmsStatus") or "").lower(), ProviderEvent.status) or ""
