@@ -7,6 +7,7 @@ workers' own maintenance loop (the sweeper) re-enqueues from the outbox. Pass: a
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from sqlalchemy import func, select
@@ -26,6 +27,10 @@ from tests.faults.support import (
 )
 
 
+def jobs_in_redis(r, namespace: str) -> int:
+    return sum(r.hlen(k) for k in r.scan_iter(match=f"{namespace}:*.msgs"))
+
+
 async def test_redis_flushed_and_restarted_with_work_queued(client, emulator, tmp_path):
     count = scale(1000, 30)
     started = time.monotonic()
@@ -37,9 +42,11 @@ async def test_redis_flushed_and_restarted_with_work_queued(client, emulator, tm
         stack.start_api()
         ids = await post_many(stack.api_url, t.sender, [notification_body(i) for i in range(count)])
         r = redis_server.client()
-        queued = r.hlen(f"{stack.namespace}:notifications.msgs") + sum(
-            r.hlen(k) for k in r.scan_iter(match=f"{stack.namespace}:*.msgs") if not k.endswith(b"notifications.msgs")
-        )
+        # The API hands its jobs to a background sender thread: the last ones reach Redis just after
+        # their answers, so wait (briefly) for the precondition instead of racing it.
+        deadline = time.monotonic() + 10
+        while (queued := jobs_in_redis(r, stack.namespace)) < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         async with session_factory()() as s:
             pending = (
                 await s.execute(select(func.count()).select_from(OutboxItem).where(OutboxItem.state == "pending"))
