@@ -93,9 +93,10 @@ class Settings:
     provider_timeout_seconds: float = 10.0
     # Connections per process and event loop (PostgreSQL): pool, and overflow above it at peaks. An overflow
     # connection is closed when returned, so a pool smaller than the API's usual concurrency reconnects
-    # (TLS attempt included) on every request: 10 cost webhook ingest about a quarter of its throughput at
-    # 32 client connections (docs/performance.md). Workers hold one per busy thread, so only the API grows.
-    db_pool_size: int = 20
+    # (TLS attempt included, and a new backend for PostgreSQL) for every overflow request: at 32 client
+    # connections webhook ingest made 511 req/s with 20 kept, 728 with 30 (docs/performance.md). Workers
+    # hold one per busy thread, so only the API grows.
+    db_pool_size: int = 30
     db_max_overflow: int = 10
     # Hosts the SSRF guard lets through despite being loopback: only the emulator, and only when set.
     trusted_media_hosts: tuple[str, ...] = field(default_factory=tuple)
@@ -204,7 +205,7 @@ def load_settings(env: Mapping[str, str] | None = None, *, dev: bool | None = No
         max_concurrent_requests=int(positive("MAX_CONCURRENT_REQUESTS", 256, int)),
         max_connections=int(positive("MAX_CONNECTIONS", 2048, int)),
         forwarded_allow_ips=get("FORWARDED_ALLOW_IPS"),
-        db_pool_size=int(positive("DB_POOL_SIZE", 20, int)),
+        db_pool_size=int(positive("DB_POOL_SIZE", 30, int)),
         db_max_overflow=int(get("DB_MAX_OVERFLOW") or 10),
     )
 

@@ -19,6 +19,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.util import greenlet_spawn
 
 from app.core.config import get_settings
 from app.core.uow import UnitOfWorkSession
@@ -225,74 +226,124 @@ async def insert_with(
     do_nothing_on: list[str] | None = None,
     returning: sa.ColumnElement[Any] | None = None,
     first_do_nothing_on: list[str] | None = None,
-    on_driver: bool = False,
 ) -> list[Any]:
-    """INSERT one row of `first`, then `rows` into `table`: one statement (one round trip) on PostgreSQL,
-    `WITH first AS (INSERT ... RETURNING 1) INSERT INTO table ... SELECT ... FROM first`; two on SQLite.
+    """INSERT one row of `first`, then `rows` into `table`: one statement (one round trip) on PostgreSQL
+    (`insert_with_statement`); two on SQLite.
 
     Every column with a Python-side default must be given: a statement inside a CTE gets none.
     `do_nothing_on`: ON CONFLICT (these columns) DO NOTHING for `rows`. `returning`: a column of `table`
     to return for the rows inserted (their values, as a list). `first_do_nothing_on`: ON CONFLICT (these
-    columns) DO NOTHING for `first`, and then none of `rows` is inserted either (a duplicate brings no work).
-    `on_driver`: on PostgreSQL, run it on the asyncpg connection itself (`fetch_on_driver`)."""
+    columns) DO NOTHING for `first`, and then none of `rows` is inserted either (a duplicate brings no work)."""
     first_table, first_row = first
-    if session.get_bind().dialect.name != "postgresql":
-        made: Any = insert_on_conflict(session, first_table).values(first_row)
-        if first_do_nothing_on is not None:
-            made = made.on_conflict_do_nothing(index_elements=first_do_nothing_on).returning(sa.literal_column("1"))
-            if (await session.execute(made)).first() is None:
-                return []
-        else:
-            await session.execute(made)
-        stmt: Any = insert_on_conflict(session, table).values(rows)
-        if do_nothing_on is not None:
-            stmt = stmt.on_conflict_do_nothing(index_elements=do_nothing_on)
-        if returning is not None:
-            stmt = stmt.returning(returning)
-        params: dict[str, Any] | None = None
-    else:
-        names = tuple(rows[0])
-        shape = (
-            first_table,
-            tuple(first_row),
+    if session.get_bind().dialect.name == "postgresql":
+        stmt, params = insert_with_statement(
+            first,
             table,
-            names,
-            len(rows),
-            tuple(do_nothing_on or ()),
-            returning,
-            tuple(first_do_nothing_on or ()),
+            rows,
+            do_nothing_on=do_nothing_on,
+            returning=returning,
+            first_do_nothing_on=first_do_nothing_on,
         )
-        stmt = _CTE_INSERTS.get(shape)
-        if stmt is None:
-            stmt = _CTE_INSERTS[shape] = _cte_insert(*shape)
-        params = {f"w_{c}": v for c, v in first_row.items()}
-        for i, row in enumerate(rows):
-            params.update({f"r{i}_{c}": row[c] for c in names})
-        if on_driver:
-            records = await fetch_on_driver(session, stmt, params)
-            return [] if returning is None else [record[0] for record in records]
-    result = await session.execute(stmt, params)
+        result = await session.execute(stmt, params)
+        return [] if returning is None else list(result.scalars().all())
+    made: Any = insert_on_conflict(session, first_table).values(first_row)
+    if first_do_nothing_on is not None:
+        made = made.on_conflict_do_nothing(index_elements=first_do_nothing_on).returning(sa.literal_column("1"))
+        if (await session.execute(made)).first() is None:
+            return []
+    else:
+        await session.execute(made)
+    later: Any = insert_on_conflict(session, table).values(rows)
+    if do_nothing_on is not None:
+        later = later.on_conflict_do_nothing(index_elements=do_nothing_on)
+    if returning is not None:
+        later = later.returning(returning)
+    result = await session.execute(later)
     return [] if returning is None else list(result.scalars().all())
+
+
+def insert_with_statement(
+    first: tuple[sa.Table, dict[str, Any]],
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    *,
+    do_nothing_on: list[str] | None = None,
+    returning: sa.ColumnElement[Any] | None = None,
+    first_do_nothing_on: list[str] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """`insert_with`'s one PostgreSQL statement and its parameters:
+    `WITH created AS (INSERT ... RETURNING 1) INSERT INTO table ... SELECT ... FROM created`."""
+    first_table, first_row = first
+    names = tuple(rows[0])
+    shape = (
+        first_table,
+        tuple(first_row),
+        table,
+        names,
+        len(rows),
+        tuple(do_nothing_on or ()),
+        returning,
+        tuple(first_do_nothing_on or ()),
+    )
+    stmt = _CTE_INSERTS.get(shape)
+    if stmt is None:
+        stmt = _CTE_INSERTS[shape] = _cte_insert(*shape)
+    params = {f"w_{c}": v for c, v in first_row.items()}
+    for i, row in enumerate(rows):
+        params.update({f"r{i}_{c}": row[c] for c in names})
+    return stmt, params
+
+
+def is_postgresql() -> bool:
+    return get_engine().dialect.name == "postgresql"
 
 
 # A Core statement's SQL for asyncpg, its parameter order and its bind processors: compiled once.
 _ON_DRIVER: dict[int, tuple[Any, str, tuple[str, ...], dict[str, Any]]] = {}
 
 
-async def fetch_on_driver(session: AsyncSession, stmt: Any, params: dict[str, Any]) -> list[Any]:
-    """Run a Core statement built once (the cache is by identity) on the session's asyncpg connection
-    itself, with SQLAlchemy's own SQL and bind processors: the hottest statement of all, the webhook's
-    one INSERT, skips the ORM session's execute path (about a third of the ingest's CPU, by py-spy).
-    Outside a transaction the statement autocommits, as asyncpg runs it; inside one it is part of it."""
+async def fetch_autocommitted(stmt: Any, params: dict[str, Any]) -> list[Any]:
+    """Run one Core statement, built once (the cache is by identity), by itself on PostgreSQL: on a
+    pooled asyncpg connection held for this statement only, with SQLAlchemy's own SQL and bind
+    processors, autocommitted by asyncpg. No session, no BEGIN or COMMIT: the webhook's one INSERT,
+    the hottest statement of all, skips the ORM's execute path and its per-request session (by py-spy
+    about half of the ingest's CPU), and a request holds a connection for one round trip, not for
+    its whole life (a pool smaller than the requests in flight reconnects for every overflow one).
+    A failure is raised as SQLAlchemy raises it (a DBAPIError with the driver's error as `orig`),
+    so the API's problem handlers map it as any other; a connection it broke is not reused."""
+    engine = get_engine()
     entry = _ON_DRIVER.get(id(stmt))
     if entry is None or entry[0] is not stmt:
-        compiled = stmt.compile(dialect=session.get_bind().dialect)
+        compiled = stmt.compile(dialect=engine.dialect)
         entry = _ON_DRIVER[id(stmt)] = (stmt, compiled.string, tuple(compiled.positiontup), compiled._bind_processors)
     _, sql, order, processors = entry
     values = [processors[name](params[name]) if name in processors else params[name] for name in order]
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    return await driver.fetch(sql, *values)  # type: ignore[no-any-return,union-attr]
+    pooled = await engine.raw_connection()
+    try:
+        return await pooled.driver_connection.fetch(sql, *values)  # type: ignore[no-any-return,union-attr]
+    except Exception as error:
+        raise _as_sqlalchemy_error(engine, pooled, sql, error) from error
+    finally:
+        await greenlet_spawn(pooled.close)  # back to the pool (an overflow connection is closed: awaits)
+
+
+def _as_sqlalchemy_error(engine: AsyncEngine, pooled: Any, sql: str, error: Exception) -> Exception:
+    try:
+        pooled.dbapi_connection._handle_exception(error)  # raises the asyncpg adapter's DBAPI error for it
+    except Exception as translated:
+        error = translated
+    broken = pooled.driver_connection.is_closed()
+    if broken:
+        pooled.invalidate(error)
+    return sa.exc.DBAPIError.instance(
+        sql,
+        None,
+        error,
+        engine.dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=broken,
+        dialect=engine.dialect,
+    )
 
 
 # One statement object per shape, built once: SQLAlchemy memoizes a statement's cache key, so an

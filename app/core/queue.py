@@ -399,6 +399,11 @@ def defer(
     unit_of(session).send_after_commit(PendingJob(actor.bound(), args, delay_ms, tenant_id, coalesce))
 
 
+def nudge(actor: Actor) -> None:
+    """A coalescing nudge (no arguments) for work already committed: outside any unit of work."""
+    PendingJob(actor.bound(), (), None, None, coalesce=True).send()
+
+
 def send_now(job: PendingJob) -> bool:
     """Enqueue one job. A broker outage is logged, not raised: the outbox row brings it back later."""
     try:

@@ -40,7 +40,7 @@ SWEEP_AFTER = timedelta(seconds=30)
 # Failed runs plus sweeps, in a row, after which a job is dead. With Dramatiq's backoff (0.5 s doubling
 # to 30 s) a job that fails every time is dead after about 2.5 minutes.
 MAX_TRIES = 10
-_TABLE = table_of(OutboxItem)
+TABLE = table_of(OutboxItem)
 
 
 class OutboxActor(Actor):
@@ -92,7 +92,7 @@ async def enqueue(
     row is left as it is (and no job is sent): only an operator's retry brings it back."""
     now = utcnow()
     available = now + timedelta(milliseconds=delay_ms)
-    stmt = insert_on_conflict(session, _TABLE).values(
+    stmt = insert_on_conflict(session, TABLE).values(
         id=uuid.uuid4(),
         tenant_id=tenant_id,
         kind=kind,
@@ -106,8 +106,8 @@ async def enqueue(
     stmt = stmt.on_conflict_do_update(
         index_elements=["kind", "ref_id"],
         set_={"state": "pending", "available_at": available, "updated_at": now, "tries": 0},
-        where=owned_by(OutboxItem, tenant_id) & (_TABLE.c.state != "dead"),
-    ).returning(_TABLE.c.id)
+        where=owned_by(OutboxItem, tenant_id) & (TABLE.c.state != "dead"),
+    ).returning(TABLE.c.id)
     if (await session.execute(stmt)).first() is None:
         return
     defer(session, actor_for(kind), str(ref_id), delay_ms=delay_ms or None, tenant_id=tenant_id)
@@ -122,8 +122,6 @@ async def enqueue_new(
     along: tuple[Table, dict[str, Any]] | None = None,
     along_unless: list[str] | None = None,
     now: datetime | None = None,
-    job: bool = True,
-    on_driver: bool = False,
 ) -> bool:
     """Record work on a row that this transaction creates, and send its job after commit.
 
@@ -132,11 +130,22 @@ async def enqueue_new(
     Python-side defaults). On PostgreSQL both rows go in one statement, `WITH created AS (INSERT
     ...) INSERT INTO outbox ... SELECT ... FROM created`: one round trip; elsewhere (SQLite) one
     statement after the other. With `along_unless` (columns of a unique key of `along`'s table) a row
-    that conflicts there is not inserted, and neither is the work: False, and no job is sent. With
-    `job=False` the caller sends its own nudge instead of the row's job (the webhook drain). `on_driver`:
-    see app/core/db.py `fetch_on_driver` (with `along_unless` only)."""
-    now = now or utcnow()  # the caller's, when `along` is stamped with it: due when it was made
-    values: dict[str, Any] = {
+    that conflicts there is not inserted, and neither is the work: False, and no job is sent."""
+    values = new_row(tenant_id, kind, ref_id, now or utcnow())
+    if along is None:
+        await session.execute(insert(TABLE).values(values))
+    elif along_unless is None:
+        await insert_with(session, along, TABLE, [values])
+    elif not await insert_with(session, along, TABLE, [values], first_do_nothing_on=along_unless, returning=TABLE.c.id):
+        return False
+    job_after_commit(session, tenant_id, kind, ref_id)
+    return True
+
+
+def new_row(tenant_id: uuid.UUID, kind: str, ref_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    """Every column of a new pending row (a statement inside a CTE gets no Python-side defaults);
+    `now` is the caller's when the row it rides with is stamped with it: due when it was made."""
+    return {
         "id": uuid.uuid4(),
         "tenant_id": tenant_id,
         "kind": kind,
@@ -147,17 +156,6 @@ async def enqueue_new(
         "created_at": now,
         "updated_at": now,
     }
-    if along is None:
-        await session.execute(insert(_TABLE).values(values))
-    elif along_unless is None:
-        await insert_with(session, along, _TABLE, [values])
-    elif not await insert_with(
-        session, along, _TABLE, [values], first_do_nothing_on=along_unless, returning=_TABLE.c.id, on_driver=on_driver
-    ):
-        return False
-    if job:
-        job_after_commit(session, tenant_id, kind, ref_id)
-    return True
 
 
 def job_after_commit(session: AsyncSession, tenant_id: uuid.UUID, kind: str, ref_id: uuid.UUID) -> None:

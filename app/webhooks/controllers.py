@@ -19,7 +19,7 @@ from app.core.config import get_settings
 from app.core.deps import DbSession
 from app.core.errors import ValidationFailed
 from app.metrics.registry import WEBHOOK_LATENCY
-from app.webhooks.ingest import InvalidSignature, MalformedCallback, first, parse_form, store
+from app.webhooks.ingest import InvalidSignature, MalformedCallback, first, parse_form, store, store_received
 from channels.signatures import (
     SENDGRID_SIGNATURE_HEADER,
     SENDGRID_TIMESTAMP_HEADER,
@@ -37,7 +37,7 @@ SENDGRID_TOLERANCE_SECONDS = 600
 
 
 async def _authenticate(
-    request: Request[Any, Any, Any], db_session: DbSession
+    request: Request[Any, Any, Any],
 ) -> tuple[uuid.UUID, list[tuple[str, str]], list[tuple[str, str]]]:
     """(tenant id, form pairs, query pairs) for a Twilio request whose signature verifies with its own tenant's token."""
     if not request.headers.get("content-type", "").lower().startswith("application/x-www-form-urlencoded"):
@@ -46,7 +46,7 @@ async def _authenticate(
     account_sid = first(form, "AccountSid")
     if not account_sid or not _ACCOUNT_SID.match(account_sid):
         raise InvalidSignature()
-    owner = await credentials.twilio_for_account(db_session, account_sid)
+    owner = await credentials.twilio_for_account(account_sid)
     if owner is None:
         raise InvalidSignature()
     query = request.scope.get("query_string", b"").decode("latin-1")
@@ -69,13 +69,14 @@ async def _authenticate(
     description="Validated with the X-Twilio-Signature of the tenant that owns the form's AccountSid. "
     "Duplicates answer 204 and are not processed again.",
 )
-async def twilio_status(request: Request[Any, Any, Any], db_session: DbSession) -> None:
+async def twilio_status(request: Request[Any, Any, Any]) -> None:
+    # No session: the one write autocommits by itself (ingest.store_received).
     with WEBHOOK_LATENCY.labels("status").time():
-        await _status(request, db_session)
+        await _status(request)
 
 
-async def _status(request: Request[Any, Any, Any], db_session: DbSession) -> None:
-    tenant_id, form, query = await _authenticate(request, db_session)
+async def _status(request: Request[Any, Any, Any]) -> None:
+    tenant_id, form, query = await _authenticate(request)
     sid = first(form, "MessageSid")
     status = first(form, "MessageStatus") or first(form, "SmsStatus")
     if not sid or not status:
@@ -83,7 +84,7 @@ async def _status(request: Request[Any, Any, Any], db_session: DbSession) -> Non
     # Whose message it names is the applying worker's question, within this tenant only: another
     # tenant's SID or attempt id finds nothing there and the event stays an orphan (app/webhooks/service.py).
     token = request.headers.get("i-twilio-idempotency-token")
-    await store(db_session, tenant_id, "status", token or f"{sid}:{status}", {"form": form, "query": query})
+    await store_received(tenant_id, "status", token or f"{sid}:{status}", {"form": form, "query": query})
 
 
 @post(
@@ -93,18 +94,18 @@ async def _status(request: Request[Any, Any, Any], db_session: DbSession) -> Non
     media_type="text/xml",
     summary="Twilio inbound messages, for every tenant's subaccount (answers empty TwiML)",
 )
-async def twilio_inbound(request: Request[Any, Any, Any], db_session: DbSession) -> Response[str]:
+async def twilio_inbound(request: Request[Any, Any, Any]) -> Response[str]:
     with WEBHOOK_LATENCY.labels("inbound").time():
-        return await _inbound(request, db_session)
+        return await _inbound(request)
 
 
-async def _inbound(request: Request[Any, Any, Any], db_session: DbSession) -> Response[str]:
-    tenant_id, form, query = await _authenticate(request, db_session)
+async def _inbound(request: Request[Any, Any, Any]) -> Response[str]:
+    tenant_id, form, query = await _authenticate(request)
     sid = first(form, "MessageSid") or first(form, "SmsMessageSid")
     if not sid:
         raise MalformedCallback("MessageSid is required")
     token = request.headers.get("i-twilio-idempotency-token")
-    await store(db_session, tenant_id, "inbound", token or sid, {"form": form, "query": query})
+    await store_received(tenant_id, "inbound", token or sid, {"form": form, "query": query})
     return Response(EMPTY_TWIML, media_type="text/xml", status_code=200)
 
 

@@ -12,9 +12,17 @@ from urllib.parse import parse_qsl
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.core.db import table_of, utcnow
+from app.core.db import (
+    fetch_autocommitted,
+    insert_with,
+    insert_with_statement,
+    is_postgresql,
+    session_factory,
+    table_of,
+    utcnow,
+)
 from app.core.errors import AppError, Forbidden
-from app.core.queue import declared_named, defer
+from app.core.queue import declared_named, defer, nudge
 from app.outbox import service as outbox
 from app.webhooks.fields import fit_identifier
 from app.webhooks.models import RawEvent
@@ -68,41 +76,60 @@ async def store(
     kind: str,
     dedupe_key: str,
     payload: dict[str, Any],
-    *,
-    orphan: bool = False,
 ) -> bool:
-    """Persist the raw event and queue its processing; False when it is a duplicate (nothing queued).
+    """Persist the raw event and queue its processing, in this session's transaction; False when it
+    is a duplicate (nothing queued). ON CONFLICT DO NOTHING tells a duplicate without a savepoint.
 
-    ON CONFLICT DO NOTHING tells a duplicate without a savepoint. On PostgreSQL the event and its outbox
-    row are one statement (outbox.enqueue_new), autocommitted when no transaction is open: one round
-    trip, and still no event without its work. The job sent is a nudge to the drain, which applies
-    whatever events are waiting in a batch; the outbox row stays the record (the sweeper resends it)."""
+    The job sent after commit is a nudge to the drain, which applies whatever events are waiting in
+    a batch; the outbox row stays the record (the sweeper resends it)."""
+    event, work = _rows(tenant_id, kind, dedupe_key, payload)
+    stored = await insert_with(
+        session,
+        (_RAW_EVENTS, event),
+        outbox.TABLE,
+        [work],
+        first_do_nothing_on=_DEDUPE_KEY,
+        returning=outbox.TABLE.c.id,
+    )
+    if stored:
+        defer(session, declared_named(DRAIN_ACTOR), coalesce=True)
+    return bool(stored)
+
+
+async def store_received(tenant_id: uuid.UUID, kind: str, dedupe_key: str, payload: dict[str, Any]) -> bool:
+    """`store` for a callback being answered, in a write of its own: on PostgreSQL one autocommitted
+    statement, the event and its outbox row together, on a connection held for that statement alone
+    (app/core/db.py `fetch_autocommitted`); the nudge goes once it is stored. SQLite: a session of its own."""
+    if not is_postgresql():
+        async with session_factory()() as session:
+            stored = await store(session, tenant_id, kind, dedupe_key, payload)
+            await session.commit()
+        return stored
+    event, work = _rows(tenant_id, kind, dedupe_key, payload)
+    stmt, params = insert_with_statement(
+        (_RAW_EVENTS, event), outbox.TABLE, [work], first_do_nothing_on=_DEDUPE_KEY, returning=outbox.TABLE.c.id
+    )
+    if not await fetch_autocommitted(stmt, params):
+        return False
+    nudge(declared_named(DRAIN_ACTOR))
+    return True
+
+
+def _rows(
+    tenant_id: uuid.UUID, kind: str, dedupe_key: str, payload: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The raw event and its outbox row, every column given (a statement inside a CTE gets no defaults)."""
     event_id, now = uuid.uuid4(), utcnow()
-    row = {
+    event = {
         "id": event_id,
         "tenant_id": tenant_id,
         "kind": kind,
         "dedupe_key": fit_identifier(dedupe_key, RawEvent.dedupe_key),
         "payload": payload,
-        "orphan": orphan,
+        "orphan": False,
         "received_at": now,
         "processed_at": None,
         "redacted_at": None,
         "created_at": now,
     }
-    stored = await outbox.enqueue_new(
-        session,
-        tenant_id,
-        PROCESS,
-        event_id,
-        along=(_RAW_EVENTS, row),
-        along_unless=_DEDUPE_KEY,
-        now=now,
-        job=False,
-        # Nothing read before (the credentials came from the cache): run on the driver, the one
-        # statement autocommits, with no BEGIN and COMMIT of the session's around it.
-        on_driver=True,
-    )
-    if stored:
-        defer(session, declared_named(DRAIN_ACTOR), coalesce=True)
-    return stored
+    return event, outbox.new_row(tenant_id, PROCESS, event_id, now)

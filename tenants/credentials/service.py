@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import session_factory
 from app.core.errors import DependencyUnavailable, NotFound, ValidationFailed
 from app.core.repository import repository
 from channels.base import ChannelError, FailureClass
@@ -153,14 +154,16 @@ async def mark_twilio_invalid(session: AsyncSession, tenant_id: uuid.UUID, reaso
     await mark_invalid(session, TWILIO, tenant_id, reason, actor=actor)
 
 
-async def twilio_for_account(session: AsyncSession, account_sid: str) -> cache.CachedTwilio | None:
-    """The tenant and decrypted credentials owning an AccountSid (webhook path): one indexed lookup, cached briefly."""
+async def twilio_for_account(account_sid: str) -> cache.CachedTwilio | None:
+    """The tenant and decrypted credentials owning an AccountSid (webhook path), cached briefly: a hit
+    needs no database at all; a miss is one indexed lookup, in a session of its own."""
     hit, entry = cache.get(account_sid)
     if hit:
         return entry
-    row = (
-        await session.execute(select(TwilioCredential).where(TwilioCredential.account_sid == account_sid))
-    ).scalar_one_or_none()
+    async with session_factory()() as session:
+        row = (
+            await session.execute(select(TwilioCredential).where(TwilioCredential.account_sid == account_sid))
+        ).scalar_one_or_none()
     entry = cache.CachedTwilio(row.tenant_id, twilio_secrets(row), time.monotonic()) if row else None
     cache.put(account_sid, entry)
     return entry

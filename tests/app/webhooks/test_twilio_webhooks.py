@@ -253,3 +253,15 @@ async def test_worker_death_after_twilio_accepted_is_healed_by_the_callback(clie
     await settle(emulator)
     healed = (await read(client, tenant, nid))["attempts"][0]
     assert healed["provider_message_id"] == sid and healed["status"] == "delivered"
+
+
+async def test_a_signed_callback_whose_query_postgresql_cannot_store_is_422_not_500(client, tenant):
+    # The one INSERT runs on the driver itself (app/core/db.py fetch_autocommitted): its errors must
+    # still reach the problem handlers as SQLAlchemy's, and the connection must serve the next request.
+    pairs = status_form(tenant.account["account_sid"], "SM" + "7" * 32, "delivered")
+    r = await post_signed(client, "/webhooks/twilio/status", pairs, tenant.account["auth_token"], query="n=a%00b")
+    assert r.status_code == 422, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert await raw_events() == 0
+    r = await post_signed(client, "/webhooks/twilio/status", pairs, tenant.account["auth_token"], query="n=ab")
+    assert r.status_code == 204 and await raw_events("status") == 1
