@@ -16,6 +16,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from cryptography.exceptions import InvalidSignature
@@ -55,31 +56,36 @@ def _pairs(params: FormParams | None) -> list[tuple[str, str]]:
 def compute_twilio_signature(token: str, url: str, params: FormParams | None = None, algorithm: str = HMAC_SHA1) -> str:
     """base64(HMAC(token, url + name1 + value1 + ...)) with names and, per name, values sorted by
     code point and de-duplicated (as Twilio does). Raises ValueError for an unknown algorithm."""
+    return _signature(token, url + _signed_params(params), _hash_for(algorithm))
+
+
+def _hash_for(algorithm: str) -> Any:
     hash_fn = _TWILIO_HASHES.get(algorithm.upper())
     if hash_fn is None:
         raise ValueError(f"unsupported Twilio signature algorithm: {algorithm}")
+    return hash_fn
+
+
+def _signed_params(params: FormParams | None) -> str:
     grouped: dict[str, set[str]] = {}
     for name, value in _pairs(params):
         grouped.setdefault(name, set()).add(value)
-    signed = url + "".join(name + value for name in sorted(grouped) for value in sorted(grouped[name]))
-    digest = hmac.new(token.encode(), signed.encode(), hash_fn).digest()
-    return base64.b64encode(digest).decode()
+    return "".join(name + value for name in sorted(grouped) for value in sorted(grouped[name]))
 
 
-def _with_port(url: str) -> str:
+def _signature(token: str, signed: str, hash_fn: Any) -> str:
+    return base64.b64encode(hmac.new(token.encode(), signed.encode(), hash_fn).digest()).decode()
+
+
+def _port_variants(url: str) -> tuple[str, str]:
+    """(without the port, with the default port): Twilio signs one or the other. ValueError for a
+    non-numeric or out-of-range port."""
     parsed = urlparse(url)
     if parsed.port:
-        return parsed.geturl()
+        # Cut only the trailing ":port", so userinfo and bracketed IPv6 hosts survive.
+        return parsed._replace(netloc=parsed.netloc.rsplit(":", 1)[0]).geturl(), parsed.geturl()
     default = 443 if parsed.scheme == "https" else 80
-    return parsed._replace(netloc=f"{parsed.netloc}:{default}").geturl()
-
-
-def _without_port(url: str) -> str:
-    parsed = urlparse(url)
-    if not parsed.port:
-        return parsed.geturl()
-    # Cut only the trailing ":port", so userinfo and bracketed IPv6 hosts survive.
-    return parsed._replace(netloc=parsed.netloc.rsplit(":", 1)[0]).geturl()
+    return parsed.geturl(), parsed._replace(netloc=f"{parsed.netloc}:{default}").geturl()
 
 
 def _equal(a: str, b: str) -> bool:
@@ -112,12 +118,13 @@ def validate_twilio_signature(
             body_ok = _equal(hashlib.sha256(raw).hexdigest(), expected_hash[0])
             params = None
     try:
-        candidates = (_without_port(url), _with_port(url))
+        candidates = _port_variants(url)
     except ValueError:  # a non-numeric or out-of-range port (the Host header is client-controlled)
         return False
+    signed_params, hash_fn = _signed_params(params), _TWILIO_HASHES[algorithm]
     sig_ok = False
     for candidate in candidates:  # no short-circuit: both comparisons always run
-        sig_ok |= _equal(compute_twilio_signature(token, candidate, params, algorithm), signature)
+        sig_ok |= _equal(_signature(token, candidate + signed_params, hash_fn), signature)
     return body_ok and sig_ok
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from typing import Any
+from urllib.parse import parse_qsl
 
 from litestar import Request, Response, post
 from litestar.status_codes import HTTP_204_NO_CONTENT
@@ -51,13 +52,14 @@ async def _authenticate(
         raise InvalidSignature()
     query = request.scope.get("query_string", b"").decode("latin-1")
     # Validate against the URL Twilio was given (our public base), not whatever Host we were reached by.
-    url = get_settings().public_base_url + request.url.path + (f"?{query}" if query else "")
+    path = request.scope.get("root_path", "") + request.scope["path"]  # what request.url.path holds, unparsed
+    url = get_settings().public_base_url + path + (f"?{query}" if query else "")
     algorithm = twilio_signature_algorithm(request.headers.get(TWILIO_SIGNATURE_SETTINGS_HEADER))
     if not validate_twilio_signature(
         owner.creds.auth_token, url, form, request.headers.get(TWILIO_SIGNATURE_HEADER), algorithm=algorithm
     ):
         raise InvalidSignature()
-    return owner.tenant_id, form, [(k, v) for k, v in request.query_params.multi_items()]
+    return owner.tenant_id, form, parse_qsl(query, keep_blank_values=True)
 
 
 @post(
