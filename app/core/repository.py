@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import QueryableAttribute
 
@@ -19,6 +19,7 @@ from app.core.db import Base
 from app.core.errors import NotFound
 
 M = TypeVar("M", bound=Base)
+_ONE_BY: dict[tuple[Any, ...], Any] = {}
 
 
 def owned_by(
@@ -50,13 +51,28 @@ class TenantRepository(Generic[M]):
             key = id_ if isinstance(id_, uuid.UUID) else uuid.UUID(str(id_))
         except ValueError:
             return None
-        # `model` is any mapped class here (M is bound to Base), so its `id` column is not known to the checker.
-        stmt = self.statement().where(self.model.id == key)  # type: ignore[attr-defined]
-        return (await self.session.scalars(stmt)).one_or_none()
+        return await self.one_by(id=key)
 
     async def one_by(self, **filters: Any) -> M | None:
-        stmt = self.statement().filter_by(**filters)
-        return (await self.session.scalars(stmt)).one_or_none()
+        if type(self).statement is not TenantRepository.statement:  # a narrower scope: built as it says
+            return (await self.session.scalars(self.statement().filter_by(**filters))).one_or_none()
+        # Built once per model and filter names, then run with bound values: the hot paths call this
+        # per job, and building the statement and walking it for its cache key cost more than running it.
+        nulls = frozenset(name for name, value in filters.items() if value is None)
+        shape = (self.model, tuple(sorted(filters)), nulls)
+        stmt = _ONE_BY.get(shape)
+        if stmt is None:
+            stmt = _ONE_BY[shape] = select(self.model).where(
+                owned_by(self.model, bindparam("owner")),
+                *(
+                    getattr(self.model, name).is_(None)
+                    if name in nulls
+                    else getattr(self.model, name) == bindparam(name)
+                    for name in shape[1]
+                ),
+            )
+        params = {"owner": self.tenant_id, **{name: value for name, value in filters.items() if name not in nulls}}
+        return (await self.session.scalars(stmt, params)).one_or_none()
 
     async def count(self) -> int:
         stmt = select(func.count()).select_from(self.model).where(owned_by(self.model, self.tenant_id))
