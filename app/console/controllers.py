@@ -194,7 +194,7 @@ class ConsoleController(Controller):
     ) -> Response[str]:
         ctx = await signed_in(request, db_session)
         n, attempts, events, decisions = await story(
-            db_session, ctx.tenant, ctx.principal.environment, uuid_or_404(notification_id)
+            ctx.tenant, ctx.principal.environment, uuid_or_404(notification_id)
         )
         timeline = sorted(
             [("decision", d.created_at, d) for d in decisions]

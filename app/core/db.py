@@ -11,6 +11,7 @@ import re
 import uuid
 import weakref
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -201,6 +202,20 @@ async def dispose_engine() -> None:
     pair = _engines.pop(loop, None)
     if pair is not None:
         await pair[0].dispose()
+
+
+@asynccontextmanager
+async def snapshot() -> AsyncIterator[AsyncSession]:
+    """A session of its own for a read made of several statements that must agree with each other:
+    on PostgreSQL every statement sees one snapshot (REPEATABLE READ, read only), so a worker that
+    commits between two of them is seen by both or by neither. (SQLite, the one-process dev mode,
+    runs each read as it comes.)"""
+    async with session_factory()() as session:
+        if session.get_bind().dialect.name == "postgresql":
+            await session.connection(
+                execution_options={"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+            )
+        yield session
 
 
 def insert_on_conflict(session: AsyncSession, table: sa.FromClause) -> Any:

@@ -113,9 +113,7 @@ class NotificationsController(Controller):
         summary="A notification with its attempts, provider events and routing decisions",
     )
     async def read(self, notification_id: uuid.UUID, principal: Caller, db_session: DbSession) -> NotificationOut:
-        n, attempts, events, decisions = await story(
-            db_session, principal.tenant, principal.environment, notification_id
-        )
+        n, attempts, events, decisions = await story(principal.tenant, principal.environment, notification_id)
         return NotificationOut(
             id=n.id,
             status=n.status,

@@ -3,6 +3,7 @@ import uuid
 from sqlalchemy import Select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.core.db import snapshot
 from app.core.repository import TenantRepository
 from app.notify.models import Attempt, Decision, Notification, ProviderEvent
 
@@ -35,35 +36,38 @@ class ProviderEventRepository(TenantRepository[ProviderEvent]):
 
 
 async def story(
-    session: AsyncSession, tenant_id: uuid.UUID, environment: str, notification_id: uuid.UUID
+    tenant_id: uuid.UUID, environment: str, notification_id: uuid.UUID
 ) -> tuple[Notification, list[Attempt], list[ProviderEvent], list[Decision]]:
     """A notification with its attempts, their provider events and its decisions, each in order: what
-    the API's read and the console's timeline show."""
-    n = await EnvironmentNotificationRepository(session, tenant_id, environment).get(
-        notification_id, what="notification"
-    )
-    attempts_repo = AttemptRepository(session, tenant_id)
-    attempts = list(
-        await attempts_repo.all(
-            attempts_repo.statement().where(Attempt.notification_id == n.id).order_by(Attempt.created_at)
+    the API's read and the console's timeline show. Four reads in one snapshot (db.snapshot): read
+    one by one, a worker's commit between them showed a decision of that commit beside the
+    notification's status from before it (`held`, yet still `accepted`)."""
+    async with snapshot() as session:
+        n = await EnvironmentNotificationRepository(session, tenant_id, environment).get(
+            notification_id, what="notification"
         )
-    )
-    events: list[ProviderEvent] = []
-    if attempts:
-        events_repo = ProviderEventRepository(session, tenant_id)
-        events = list(
-            await events_repo.all(
-                events_repo.statement()
-                .where(ProviderEvent.attempt_id.in_([a.id for a in attempts]))
-                .order_by(ProviderEvent.created_at)
+        attempts_repo = AttemptRepository(session, tenant_id)
+        attempts = list(
+            await attempts_repo.all(
+                attempts_repo.statement().where(Attempt.notification_id == n.id).order_by(Attempt.created_at)
             )
         )
-    decisions_repo = DecisionRepository(session, tenant_id)
-    decisions = list(
-        await decisions_repo.all(
-            decisions_repo.statement()
-            .where(Decision.notification_id == n.id)
-            .order_by(Decision.created_at, Decision.id)
+        events: list[ProviderEvent] = []
+        if attempts:
+            events_repo = ProviderEventRepository(session, tenant_id)
+            events = list(
+                await events_repo.all(
+                    events_repo.statement()
+                    .where(ProviderEvent.attempt_id.in_([a.id for a in attempts]))
+                    .order_by(ProviderEvent.created_at)
+                )
+            )
+        decisions_repo = DecisionRepository(session, tenant_id)
+        decisions = list(
+            await decisions_repo.all(
+                decisions_repo.statement()
+                .where(Decision.notification_id == n.id)
+                .order_by(Decision.created_at, Decision.id)
+            )
         )
-    )
-    return n, attempts, events, decisions
+        return n, attempts, events, decisions

@@ -142,7 +142,7 @@ async def test_the_hold_policy_waits_for_capacity_then_sends(client, emulator, g
 
     held = await send_to(client, t, B)
     n = await wait_for_step(client, t, held, "held")
-    assert n["status"] == "queued" and whatsapp_to(emulator, t, B) == []
+    assert n["status"] == "queued" and whatsapp_to(emulator, t, B) == [], n
     # A's conversation turns 24 h old: capacity returns.
     async with session_factory()() as s:
         await s.execute(update(WhatsAppConversation).values(opened_at=utcnow() - timedelta(hours=25)))
