@@ -112,7 +112,7 @@ class NotificationsController(Controller):
         dependencies={"principal": require_scope("notifications:read", test_keys=True)},
         summary="A notification with its attempts, provider events and routing decisions",
     )
-    async def read(self, notification_id: uuid.UUID, principal: Caller, db_session: DbSession) -> NotificationOut:
+    async def read(self, notification_id: uuid.UUID, principal: Caller) -> NotificationOut:
         n, attempts, events, decisions = await story(principal.tenant, principal.environment, notification_id)
         return NotificationOut(
             id=n.id,

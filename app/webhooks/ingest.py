@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qsl
 
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.core.db import (
@@ -32,6 +33,8 @@ PROCESS = "event.process"
 DRAIN_ACTOR = "webhooks.drain_events"
 _RAW_EVENTS = table_of(RawEvent)
 _DEDUPE_KEY = ["tenant_id", "kind", "dedupe_key"]  # RawEvent's unique key: a duplicate callback
+# A duplicate inserts neither row; the outbox row's id comes back when the event is new.
+_UNLESS_DUPLICATE: dict[str, Any] = {"first_do_nothing_on": _DEDUPE_KEY, "returning": outbox.TABLE.c.id}
 
 
 class MalformedCallback(AppError):
@@ -82,15 +85,7 @@ async def store(
 
     The job sent after commit is a nudge to the drain, which applies whatever events are waiting in
     a batch; the outbox row stays the record (the sweeper resends it)."""
-    event, work = _rows(tenant_id, kind, dedupe_key, payload)
-    stored = await insert_with(
-        session,
-        (_RAW_EVENTS, event),
-        outbox.TABLE,
-        [work],
-        first_do_nothing_on=_DEDUPE_KEY,
-        returning=outbox.TABLE.c.id,
-    )
+    stored = await insert_with(session, *_rows(tenant_id, kind, dedupe_key, payload), **_UNLESS_DUPLICATE)
     if stored:
         defer(session, declared_named(DRAIN_ACTOR), coalesce=True)
     return bool(stored)
@@ -105,10 +100,7 @@ async def store_received(tenant_id: uuid.UUID, kind: str, dedupe_key: str, paylo
             stored = await store(session, tenant_id, kind, dedupe_key, payload)
             await session.commit()
         return stored
-    event, work = _rows(tenant_id, kind, dedupe_key, payload)
-    stmt, params = insert_with_statement(
-        (_RAW_EVENTS, event), outbox.TABLE, [work], first_do_nothing_on=_DEDUPE_KEY, returning=outbox.TABLE.c.id
-    )
+    stmt, params = insert_with_statement(*_rows(tenant_id, kind, dedupe_key, payload), **_UNLESS_DUPLICATE)
     if not await fetch_autocommitted(stmt, params):
         return False
     nudge(declared_named(DRAIN_ACTOR))
@@ -117,8 +109,9 @@ async def store_received(tenant_id: uuid.UUID, kind: str, dedupe_key: str, paylo
 
 def _rows(
     tenant_id: uuid.UUID, kind: str, dedupe_key: str, payload: dict[str, Any]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The raw event and its outbox row, every column given (a statement inside a CTE gets no defaults)."""
+) -> tuple[tuple[Table, dict[str, Any]], Table, list[dict[str, Any]]]:
+    """`insert_with`'s arguments: the raw event, then its outbox row, every column given (a statement
+    inside a CTE gets no defaults)."""
     event_id, now = uuid.uuid4(), utcnow()
     event = {
         "id": event_id,
@@ -132,4 +125,4 @@ def _rows(
         "redacted_at": None,
         "created_at": now,
     }
-    return event, outbox.new_row(tenant_id, PROCESS, event_id, now)
+    return (_RAW_EVENTS, event), outbox.TABLE, [outbox.new_row(tenant_id, PROCESS, event_id, now)]
